@@ -1,0 +1,40 @@
+# The two commands of README.md: `make run` and `make test`. Both set everything up on a fresh machine.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test check lint format schema clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## make run: web + worker on the embedded default (SQLite, filesystem broker, local driver)
+run: $(STAMP)
+	@$(BIN)/python -m config.devserver
+
+## make test: the whole test suite against whatever DATABASE_URL / CELERY_BROKER_URL say (default: embedded)
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$status
+
+## make check: lint, migrations in step with models, and a clean OpenAPI schema
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+schema: $(STAMP)
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi.yaml
+
+clean:
+	rm -rf var/ $(VENV)

@@ -1,0 +1,93 @@
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+
+from accounts.models import ApiToken, User, UserSettings
+from accounts.services import api_token_create, api_token_revoke
+
+
+class UserSettingsInline(admin.StackedInline):
+    model = UserSettings
+    can_delete = False
+    verbose_name_plural = "default hardware"
+
+
+class ApiTokenInline(admin.TabularInline):
+    model = ApiToken
+    fields = ["prefix", "name", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # tokens are made on their own page, which shows the secret once
+
+
+class EmailUserCreationForm(AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email",)
+
+
+class EmailUserChangeForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = EmailUserChangeForm
+    add_form = EmailUserCreationForm
+    ordering = ["email"]
+    list_display = ["email", "display_name", "is_staff", "is_active", "created_at"]
+    list_filter = ["is_staff", "is_active"]
+    search_fields = ["email", "display_name", "=id"]
+    readonly_fields = ["id", "created_at", "updated_at", "last_login"]
+    fieldsets = [
+        (None, {"fields": ["id", "email", "display_name", "password"]}),
+        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Dates", {"fields": ["last_login", "created_at", "updated_at"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "usable_password", "password1", "password2"]})]
+    inlines = [UserSettingsInline, ApiTokenInline]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens: recognisable by prefix, revocable, and never readable after creation (only a digest
+    is stored; the secret is shown once, in the message after saving a new token)."""
+
+    list_display = ["prefix", "user", "name", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_filter = ["revoked_at", "expires_at"]
+    list_select_related = ["user"]
+    search_fields = ["key", "name", "user__email"]
+    autocomplete_fields = ["user"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["user", "name", "expires_at"]
+        return ["prefix", "user", "name", "created_at", "last_used_at", "expires_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["prefix", "user", "created_at", "last_used_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        new = api_token_create(user=obj.user, name=obj.name, expires_at=obj.expires_at)
+        obj.pk, obj.key, obj.digest, obj.created_at = new.token.pk, new.token.key, new.token.digest, new.token.created_at
+        obj._state.adding = False
+        messages.warning(
+            request, f"The new token is {new.secret} — copy it now: it is stored only as a digest and cannot be shown again."
+        )
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset:
+            api_token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).")

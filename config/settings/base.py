@@ -1,0 +1,214 @@
+"""Settings for every environment, read from the process environment (django-environ).
+
+With no environment at all the project runs on the embedded default: SQLite, kombu's filesystem
+broker and the ``local`` machine driver, all kept under ``var/`` in the checkout. Production points
+``DATABASE_URL`` at PostgreSQL and ``CELERY_BROKER_URL`` at Redis.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# The fallback key only exists so that a fresh checkout starts; production must set its own.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-development-key-change-me-in-production")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "accounts",
+    "projects",
+    "workspaces",
+]
+
+MIDDLEWARE = [
+    "config.middleware.StripTrailingSlashMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.JsonServerErrorMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web and worker write to the same file: wait for the lock instead of failing at once,
+    # and use WAL so that readers never block the writer.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- API -----------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: form parsers make generated clients fail, and any other body is a 415.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",  # as in the seed: 2025-01-15T10:30:00Z
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Workspaces API",
+    "DESCRIPTION": (
+        "Create and manage cloud development workspaces: machines with a persistent volume, "
+        "inside projects. Authenticate with `Authorization: Bearer <token>`."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_COERCE_PATH_PK_SUFFIX": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "WorkspaceStatus": "workspaces.models.WorkspaceStatus",
+    },
+    "SECURITY": [{"BearerAuth": []}],
+}
+
+# --- API tokens ------------------------------------------------------------------------------------
+
+# Token digests are HMAC-SHA256 keyed with this pepper, so a copy of the database alone cannot be
+# used to check guessed tokens. Changing it invalidates every token.
+API_TOKEN_PEPPER = env.str("API_TOKEN_PEPPER", default=SECRET_KEY)
+API_TOKEN_LAST_USED_RESOLUTION_SECONDS = 60
+
+# --- Workspaces ------------------------------------------------------------------------------------
+
+# The hardware catalogue (API.md, "Hardware rules"). A deployment can replace it with a JSON value.
+WORKSPACE_HARDWARE_CATALOGUE = env.json(
+    "WORKSPACE_HARDWARE_CATALOGUE",
+    default={
+        "cpu_kinds": {
+            "shared": {"cpus": [1, 2, 4, 6, 8], "memory_per_cpu_mb": [256, 2048], "memory_step_mb": 256},
+            "performance": {
+                "cpus": [1, 2, 4, 6, 8, 10, 12, 14, 16],
+                "memory_per_cpu_mb": [2048, 8192],
+                "memory_step_mb": 1024,
+            },
+        },
+        "volume_size_gb": [1, 500],
+        "gpu_kinds": [],
+    },
+)
+WORKSPACE_DEFAULT_HARDWARE = {
+    "cpu_kind": "shared",
+    "cpus": 2,
+    "memory_mb": 2048,
+    "volume_size_gb": 10,
+    "gpu_kind": None,
+}
+# How long a booting machine may take to answer before provisioning fails.
+WORKSPACE_START_TIMEOUT_SECONDS = env.float("WORKSPACE_START_TIMEOUT_SECONDS", default=120)
+# Which URL schemes a project's repo_url may use. `file` is off by default: with the local driver it
+# would let a user copy any directory of the host into their workspace.
+PROJECT_REPO_URL_SCHEMES = env.list("PROJECT_REPO_URL_SCHEMES", default=["https", "http", "ssh", "git"])
+
+# The machine driver: "local" (the embedded default) or another registered driver.
+WORKSPACE_DRIVER = env.str("WORKSPACE_DRIVER", default="local")
+LOCAL_DRIVER_ROOT = Path(env.str("LOCAL_DRIVER_ROOT", default=str(VAR_DIR / "local-machines")))
+LOCAL_DRIVER_AGENT_PORT = env.int("LOCAL_DRIVER_AGENT_PORT", default=8080)
+LOCAL_DRIVER_START_TIMEOUT_SECONDS = env.float("LOCAL_DRIVER_START_TIMEOUT_SECONDS", default=30)
+LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS = env.float("LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS", default=300)
+
+# --- Celery --------------------------------------------------------------------------------------
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "celery-broker")))
+
+
+def broker_transport_options(broker_url: str, broker_dir: Path) -> dict:
+    if broker_url.startswith("filesystem://"):
+        # The embedded broker: messages are files in one folder that web and worker share,
+        # polled often so that a task starts within a few milliseconds of its commit.
+        return {
+            "data_folder_in": str(broker_dir / "queue"),
+            "data_folder_out": str(broker_dir / "queue"),
+            "control_folder": str(broker_dir / "control"),
+            "polling_interval": 0.05,
+        }
+    # Redis: a message not acknowledged within this time is delivered again. It must be longer
+    # than any task may run, or a slow task would be run twice.
+    return {"visibility_timeout": 3600}
+
+
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL, CELERY_BROKER_DIR)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# At-least-once delivery: a task is acknowledged after it ran, and given back if its worker dies.
+# Our tasks are idempotent (conditional transitions), so running one twice is harmless.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = 600
+CELERY_TASK_TIME_LIMIT = 660
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

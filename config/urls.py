@@ -1,0 +1,21 @@
+"""URLs: the API at the root (no version prefix, API.md), the schema and docs, and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularJSONAPIView, SpectacularSwaggerView
+
+from config.errors import not_found_view, server_error_view
+
+urlpatterns = [
+    path("", include("projects.api.urls")),
+    path("", include("workspaces.api.urls")),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema-json"),
+    path("openapi.yaml", SpectacularAPIView.as_view(), name="schema-yaml"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema-json"), name="docs"),
+    path("admin/", admin.site.urls),
+    # Anything else outside the admin is an unknown endpoint: our JSON 404, whatever DEBUG says.
+    re_path(r"^(?!admin/|static/)", not_found_view),
+]
+
+handler404 = not_found_view
+handler500 = server_error_view

@@ -1,0 +1,19 @@
+from django.contrib import admin
+
+from projects.models import Membership, Project
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "repo_url", "default_branch", "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "owner__email", "=id"]
+    autocomplete_fields = ["owner"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+    inlines = [MembershipInline]

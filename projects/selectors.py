@@ -1,0 +1,53 @@
+"""Reads for projects, and the ONE place that decides which projects a user may see or change.
+
+Every view that takes a project id goes through ``project_get_for``, so that another user's
+project is a 404 everywhere (never a 403 that would tell it exists) and a viewer's write is a 403.
+"""
+
+import uuid
+
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+
+from accounts.models import User
+from config.errors import Forbidden, NotFound
+from projects.models import OWNER, Membership, Project, Role
+
+# What each role may do, and how to say what it may not.
+ACTIONS = {
+    "view": ({OWNER, Role.MEMBER, Role.VIEWER}, "see this project"),
+    "create_workspace": ({OWNER, Role.MEMBER}, "create workspaces"),
+}
+
+
+def projects_visible_to(user: User) -> QuerySet[Project]:
+    """Projects the user owns or is a member of, each annotated with ``role``."""
+    memberships = Membership.objects.filter(project=OuterRef("pk"), user=user)
+    return Project.objects.annotate(
+        member_role=Subquery(memberships.values("role")[:1]),
+    ).filter(Q(owner=user) | Exists(memberships))
+
+
+def parse_uuid(value: str, *, what: str) -> uuid.UUID:
+    """An id from a URL; anything that is not a UUID names nothing, so it is a 404."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"{what} not found.") from None
+
+
+def project_role(project: Project, user: User) -> str:
+    if project.owner_id == user.pk:
+        return OWNER
+    return getattr(project, "member_role", None) or project.memberships.get(user=user).role
+
+
+def project_get_for(*, user: User, project_id: str, action: str = "view") -> Project:
+    """The project, if the user may see it (else 404) and may do ``action`` in it (else 403)."""
+    project = projects_visible_to(user).filter(pk=parse_uuid(project_id, what="Project")).first()
+    if project is None:
+        raise NotFound("Project not found.")
+    roles, description = ACTIONS[action]
+    role = project_role(project, user)
+    if role not in roles:
+        raise Forbidden(f"Your role in this project is '{role}', which may not {description}.")
+    return project

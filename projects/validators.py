@@ -1,0 +1,29 @@
+"""Format rules for project fields, shared by the API and the admin."""
+
+import re
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+# scp-like git addresses: git@github.com:org/repo.git
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[^\s]+$")
+# The parts of `git check-ref-format` that matter for a branch name a user types.
+_BAD_REF = re.compile(r"(^[-/.])|(\.\.)|([\s~^:?*\[\\\x00-\x1f\x7f])|(@\{)|([/.]$)|(\.lock$)|(//)")
+
+
+def validate_repo_url(value: str) -> None:
+    schemes = settings.PROJECT_REPO_URL_SCHEMES
+    if "ssh" in schemes and _SCP_LIKE.match(value):
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or (parts.scheme != "file" and not parts.netloc):
+        raise ValidationError(
+            f"repo_url must be a git URL with one of the schemes {', '.join(schemes)}.",
+            code="invalid_repo_url",
+        )
+
+
+def validate_branch(value: str) -> None:
+    if not value or len(value) > 255 or _BAD_REF.search(value):
+        raise ValidationError("default_branch is not a valid git branch name.", code="invalid_branch")

@@ -1,0 +1,89 @@
+"""The one interface every machine provider sits behind.
+
+A driver knows nothing of our models or database: it is given plain values (``MachineSpec``) and
+answers with plain values (``Machine``). Services decide what to do with them. Every provider
+resource is named and tagged after the workspace id, so that ``find`` can adopt what an earlier,
+interrupted attempt created instead of creating a second machine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from workspaces.hardware import Hardware, Problem
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """What to provision for one workspace."""
+
+    workspace_id: str
+    hardware: Hardware
+    repo_url: str | None = None
+    branch: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A provider's machine as the driver sees it now."""
+
+    machine_id: str
+    workspace_id: str
+    state: str  # "created", "starting", "started", "stopped", "failed", "destroyed"
+    private_ip: str | None = None
+    volume_id: str | None = None
+    git_ref: str | None = None
+
+
+class DriverError(Exception):
+    """A provider call failed. ``transient`` errors are worth retrying; the others are final.
+
+    ``message`` is written for the workspace's owner: it becomes the workspace's ``error_message``.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, request_id: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        self.request_id = request_id
+
+
+class Driver(ABC):
+    """A machine provider. Methods are idempotent where the provider allows it."""
+
+    name: str = ""
+
+    def check_hardware(self, hardware: Hardware) -> list[Problem]:
+        """What this provider cannot offer, found before anything is created (e.g. a GPU)."""
+        return []
+
+    @abstractmethod
+    def find(self, workspace_id: str) -> Machine | None:
+        """The machine an earlier attempt made for this workspace, if any."""
+
+    @abstractmethod
+    def create(self, spec: MachineSpec) -> Machine:
+        """Create the volume and the machine mounting it, and boot it. Returns once the provider
+        has accepted the machine; it may still be starting. On failure nothing is left behind."""
+
+    @abstractmethod
+    def wait_started(self, machine_id: str, *, timeout: float) -> Machine:
+        """Block until the machine is up and reachable (state ``started``), or raise."""
+
+    @abstractmethod
+    def start(self, machine_id: str) -> Machine:
+        """Boot a stopped machine (its volume is kept)."""
+
+    @abstractmethod
+    def stop(self, machine_id: str) -> Machine:
+        """Stop a machine; its volume survives."""
+
+    @abstractmethod
+    def destroy(self, workspace_id: str) -> None:
+        """Destroy the workspace's machine and volume. Destroying what is already gone is not an error."""
+
+    @abstractmethod
+    def list_machines(self) -> list[Machine]:
+        """Every machine this driver manages: its inventory, for reconciliation."""

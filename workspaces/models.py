@@ -1,0 +1,122 @@
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from workspaces.hardware import Hardware
+
+
+class WorkspaceStatus(models.TextChoices):
+    """Where a workspace is in its lifecycle (API.md, "Lifecycle")."""
+
+    CREATING = "creating"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ERROR = "error"
+    STOP_FAILED = "stop_failed"
+
+
+def new_preview_token() -> str:
+    return f"ptk_{secrets.token_urlsafe(32)}"
+
+
+class Workspace(models.Model):
+    """A machine with a persistent volume, inside a project.
+
+    Hardware is kept as real columns so that operators can filter on it. The provider fields
+    (``driver``, ``machine_id``, ``volume_id``, ``private_ip``) are written only by provisioning.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT, related_name="workspaces")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="workspaces"
+    )
+    status = models.CharField(
+        max_length=16, choices=WorkspaceStatus.choices, default=WorkspaceStatus.CREATING
+    )
+    status_changed_at = models.DateTimeField(default=timezone.now)
+
+    cpu_kind = models.CharField(max_length=32)
+    cpus = models.PositiveSmallIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    volume_size_gb = models.PositiveIntegerField()
+    gpu_kind = models.CharField(max_length=64, null=True, blank=True)
+    keep_active = models.BooleanField(default=False)
+
+    driver = models.CharField(max_length=32, help_text="The machine driver that provisions this workspace.")
+    machine_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    volume_id = models.CharField(max_length=64, null=True, blank=True)
+    private_ip = models.GenericIPAddressField(null=True, blank=True)
+    git_ref = models.CharField(max_length=255, null=True, blank=True)
+    preview_token = models.CharField(max_length=64, unique=True, default=new_preview_token, editable=False)
+    error_message = models.TextField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["status", "status_changed_at"], name="workspace_status_idx"),
+            models.Index(fields=["project", "created_at"], name="workspace_project_idx"),
+            models.Index(fields=["created_by", "created_at"], name="workspace_owner_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} ({self.status})"
+
+    @property
+    def hardware(self) -> Hardware:
+        return Hardware(self.cpu_kind, self.cpus, self.memory_mb, self.volume_size_gb, self.gpu_kind)
+
+
+class ActorKind(models.TextChoices):
+    USER = "user"
+    TOKEN = "token"  # noqa: S105 (an actor kind, not a secret)
+    OPERATOR = "operator"
+    SYSTEM = "system"
+
+
+class WorkspaceEvent(models.Model):
+    """One entry of a workspace's timeline: a status change, a provisioning step, or an error.
+
+    Our own table, not Celery's result backend, so operators can always read why a workspace is
+    where it is and who or what moved it there.
+    """
+
+    class Kind(models.TextChoices):
+        STATUS = "status", "Status change"
+        INFO = "info", "Information"
+        ERROR = "error", "Error"
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    from_status = models.CharField(max_length=16, choices=WorkspaceStatus.choices, null=True, blank=True)
+    to_status = models.CharField(max_length=16, choices=WorkspaceStatus.choices, null=True, blank=True)
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices, default=ActorKind.SYSTEM)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_token = models.ForeignKey(
+        "accounts.ApiToken", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    message = models.TextField(blank=True, default="")
+    task_id = models.CharField(
+        max_length=64, blank=True, default="", help_text="The Celery task that acted, if any."
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["workspace", "created_at"], name="event_workspace_idx")]
+
+    def __str__(self):
+        if self.kind == self.Kind.STATUS:
+            return f"{self.from_status or '∅'} → {self.to_status}"
+        return self.message[:80]
