@@ -37,8 +37,11 @@ class _NullIsATypeError:
 
     def validate_empty_values(self, data):
         if data is None and not self.allow_null:
-            raise _type_error(self.expected, data)
+            self.fail_type(data)
         return super().validate_empty_values(data)
+
+    def fail_type(self, data):
+        raise _type_error(self.expected, data)
 
 
 class StrictIntegerField(_NullIsATypeError, serializers.IntegerField):
@@ -73,9 +76,15 @@ class StrictSerializer(_NullIsATypeError, serializers.Serializer):
 
     expected = "a JSON object"
 
+    def fail_type(self, data):
+        if self.parent is None:
+            # DRF wants a top-level serializer's errors as a mapping; ours has no field name.
+            raise ValidationError({"non_field_errors": _type_error(self.expected, data).detail})
+        super().fail_type(data)
+
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            raise _type_error(self.expected, data)
+            self.fail_type(data)
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise ValidationError(

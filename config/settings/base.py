@@ -12,7 +12,10 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
+# Where the embedded default keeps its state (SQLite file, broker messages, local machines).
+# Made here so that the first command on a fresh checkout needs no set-up step.
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # The fallback key only exists so that a fresh checkout starts; production must set its own.

@@ -8,6 +8,7 @@ from .base import *  # noqa: F403
 from .base import CELERY_BROKER_URL, DATABASES, VAR_DIR, broker_transport_options, env
 
 TEST_VAR_DIR = VAR_DIR / "test"
+TEST_VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: the Celery worker that tests start is another process and must see it.
