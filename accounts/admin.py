@@ -50,7 +50,9 @@ class UserAdmin(DjangoUserAdmin):
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
         ("Dates", {"fields": ["last_login", "created_at", "updated_at"]}),
     ]
-    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "usable_password", "password1", "password2"]})]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["email", "usable_password", "password1", "password2"]})
+    ]
     inlines = [UserSettingsInline, ApiTokenInline]
 
 
@@ -80,10 +82,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         new = api_token_create(user=obj.user, name=obj.name, expires_at=obj.expires_at)
-        obj.pk, obj.key, obj.digest, obj.created_at = new.token.pk, new.token.key, new.token.digest, new.token.created_at
+        obj.pk, obj.key, obj.digest, obj.created_at = (
+            new.token.pk,
+            new.token.key,
+            new.token.digest,
+            new.token.created_at,
+        )
         obj._state.adding = False
         messages.warning(
-            request, f"The new token is {new.secret} — copy it now: it is stored only as a digest and cannot be shown again."
+            request,
+            f"The new token is {new.secret} — copy it now: it is stored only as a digest and cannot be shown again.",
         )
 
     @admin.action(description="Revoke the selected tokens")

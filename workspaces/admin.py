@@ -23,7 +23,16 @@ class WorkspaceEventInline(admin.TabularInline):
     """The workspace's timeline, oldest first: who or what moved it, and why."""
 
     model = WorkspaceEvent
-    fields = ["created_at", "kind", "from_status", "to_status", "actor_kind", "actor_user", "message", "task_id"]
+    fields = [
+        "created_at",
+        "kind",
+        "from_status",
+        "to_status",
+        "actor_kind",
+        "actor_user",
+        "message",
+        "task_id",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -70,9 +79,15 @@ class WorkspaceAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["id", "project", "created_by", "status", "status_changed_at", "error_message"]}),
-        ("Hardware", {"fields": ["cpu_kind", "cpus", "memory_mb", "volume_size_gb", "gpu_kind", "keep_active"]}),
+        (
+            "Hardware",
+            {"fields": ["cpu_kind", "cpus", "memory_mb", "volume_size_gb", "gpu_kind", "keep_active"]},
+        ),
         # Read only: editing these by hand would desynchronise us from the provider.
-        ("Provider", {"fields": ["driver", "machine_id", "volume_id", "private_ip", "git_ref", "preview_token"]}),
+        (
+            "Provider",
+            {"fields": ["driver", "machine_id", "volume_id", "private_ip", "git_ref", "preview_token"]},
+        ),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
     inlines = [WorkspaceEventInline]

@@ -78,7 +78,12 @@ def test_a_deactivated_users_token(user):
 
 def test_a_good_token_works_with_any_case_of_the_scheme(user):
     secret = make_token(user)
-    assert Api().client.post("/projects", {"name": "p"}, format="json", HTTP_AUTHORIZATION=f"bearer {secret}").status_code == 201
+    assert (
+        Api()
+        .client.post("/projects", {"name": "p"}, format="json", HTTP_AUTHORIZATION=f"bearer {secret}")
+        .status_code
+        == 201
+    )
 
 
 def test_tokens_are_prefixed_high_entropy_and_stored_only_as_a_digest(user):

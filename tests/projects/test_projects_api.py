@@ -10,11 +10,25 @@ pytestmark = pytest.mark.django_db
 
 
 def test_create_a_project(api, user):
-    response = api.post("/projects", {"name": "web", "description": "the site", "repo_url": "https://github.com/a/b.git"})
+    response = api.post(
+        "/projects", {"name": "web", "description": "the site", "repo_url": "https://github.com/a/b.git"}
+    )
     assert response.status_code == 201, response.content
     body = response.json()
-    assert set(body) == {"id", "name", "description", "repo_url", "default_branch", "created_at", "updated_at"}
-    assert (body["name"], body["repo_url"], body["default_branch"]) == ("web", "https://github.com/a/b.git", None)
+    assert set(body) == {
+        "id",
+        "name",
+        "description",
+        "repo_url",
+        "default_branch",
+        "created_at",
+        "updated_at",
+    }
+    assert (body["name"], body["repo_url"], body["default_branch"]) == (
+        "web",
+        "https://github.com/a/b.git",
+        None,
+    )
     assert response["Location"] == f"/projects/{body['id']}"
     assert Project.objects.get(pk=body["id"]).owner == user
     assert api.get(f"/projects/{body['id']}").json() == body
@@ -56,7 +70,9 @@ def test_invalid_projects(api, body, field, code):
     assert not Project.objects.exists()
 
 
-@pytest.mark.parametrize("repo_url", ["git@github.com:org/repo.git", "ssh://git@host/repo.git", "https://host/r"])
+@pytest.mark.parametrize(
+    "repo_url", ["git@github.com:org/repo.git", "ssh://git@host/repo.git", "https://host/r"]
+)
 def test_usual_git_addresses_are_accepted(api, repo_url):
     assert api.post("/projects", {"name": "a", "repo_url": repo_url}).status_code == 201
 

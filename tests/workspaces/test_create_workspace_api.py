@@ -12,7 +12,13 @@ from workspaces.models import Workspace, WorkspaceEvent
 
 pytestmark = pytest.mark.django_db
 
-DEFAULT_HARDWARE = {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048, "volume_size_gb": 10, "gpu_kind": None}
+DEFAULT_HARDWARE = {
+    "cpu_kind": "shared",
+    "cpus": 2,
+    "memory_mb": 2048,
+    "volume_size_gb": 10,
+    "gpu_kind": None,
+}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -64,7 +70,12 @@ def test_null_hardware_means_the_callers_defaults(api, project, user):
     settings.save()
     response = api.post(url(project), {"hardware": None, "keep_active": True})
     assert response.status_code == 201
-    assert response.json()["hardware"] == {**DEFAULT_HARDWARE, "cpus": 4, "memory_mb": 4096, "volume_size_gb": 50}
+    assert response.json()["hardware"] == {
+        **DEFAULT_HARDWARE,
+        "cpus": 4,
+        "memory_mb": 4096,
+        "volume_size_gb": 50,
+    }
     assert response.json()["keep_active"] is True
 
 
@@ -74,7 +85,12 @@ def test_partial_hardware_takes_the_rest_from_the_callers_defaults(api, project,
     settings.save()
     response = api.post(url(project), {"hardware": {"cpus": 4, "memory_mb": 1024}})
     assert response.status_code == 201
-    assert response.json()["hardware"] == {**DEFAULT_HARDWARE, "cpus": 4, "memory_mb": 1024, "volume_size_gb": 42}
+    assert response.json()["hardware"] == {
+        **DEFAULT_HARDWARE,
+        "cpus": 4,
+        "memory_mb": 1024,
+        "volume_size_gb": 42,
+    }
 
 
 def test_the_merged_hardware_is_validated_as_a_whole(api, project, user):
@@ -88,7 +104,9 @@ def test_the_merged_hardware_is_validated_as_a_whole(api, project, user):
 
 
 def test_the_hardware_is_stored_as_columns_and_the_creation_is_on_the_timeline(api, project, user):
-    body = api.post(url(project), {"hardware": {"cpu_kind": "performance", "cpus": 2, "memory_mb": 4096}}).json()
+    body = api.post(
+        url(project), {"hardware": {"cpu_kind": "performance", "cpus": 2, "memory_mb": 4096}}
+    ).json()
     workspace = Workspace.objects.get(pk=body["id"])
     assert (workspace.cpu_kind, workspace.cpus, workspace.memory_mb) == ("performance", 2, 4096)
     assert workspace.created_by == user
@@ -201,7 +219,9 @@ def test_a_project_id_that_is_not_a_uuid_is_a_404(api, bad_id):
     assert response.json()["code"] == "not_found"
 
 
-@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]
+)
 def test_a_body_that_is_not_json_is_a_415(api, project, content_type):
     response = api.post(url(project), raw="keep_active=true", content_type=content_type)
     assert response.status_code == 415
@@ -218,7 +238,9 @@ def test_get_is_not_allowed_here_yet_and_says_so_in_our_shape(api, project):
 # --- provisioning is queued after commit; the cost is bounded ------------------------------------
 
 
-def test_provisioning_is_enqueued_only_after_commit(api, project, django_capture_on_commit_callbacks, monkeypatch):
+def test_provisioning_is_enqueued_only_after_commit(
+    api, project, django_capture_on_commit_callbacks, monkeypatch
+):
     sent = []
     monkeypatch.setattr("workspaces.tasks.provision_workspace.delay", lambda *args: sent.append(args))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

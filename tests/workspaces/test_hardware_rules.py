@@ -56,7 +56,13 @@ def test_unknown_cpu_kind(api, project):
 
 @pytest.mark.parametrize(
     ("cpu_kind", "cpus", "memory_mb"),
-    [("shared", 0, 2048), ("shared", 3, 2048), ("shared", 10, 4096), ("performance", 3, 8192), ("performance", 18, 36864)],
+    [
+        ("shared", 0, 2048),
+        ("shared", 3, 2048),
+        ("shared", 10, 4096),
+        ("performance", 3, 8192),
+        ("performance", 18, 36864),
+    ],
 )
 def test_cpus_outside_the_kinds_choices(api, project, cpu_kind, cpus, memory_mb):
     detail = problem(create(api, project, cpu_kind=cpu_kind, cpus=cpus, memory_mb=memory_mb))
@@ -109,7 +115,9 @@ def test_volume_size_between_1_and_500(api, project, size, ok):
 
 
 def test_a_gpu_is_refused_when_the_deployment_lists_none(api, project):
-    detail = problem(create(api, project, cpu_kind="performance", cpus=1, memory_mb=2048, gpu_kind="a100-40gb"))
+    detail = problem(
+        create(api, project, cpu_kind="performance", cpus=1, memory_mb=2048, gpu_kind="a100-40gb")
+    )
     assert detail["field"] == "hardware.gpu_kind"
     assert detail["code"] == "gpu_unavailable"
     assert detail["allowed"] == {"choices": []}
@@ -137,7 +145,9 @@ def test_a_listed_gpu_needs_performance_cpus_and_a_driver_that_has_gpus(api, pro
         {"choices": ["performance"]},
     )
     # The catalogue allows it, but the local driver has no GPU: refused before anything is made.
-    detail = problem(create(api, project, cpu_kind="performance", cpus=1, memory_mb=2048, gpu_kind="a100-40gb"))
+    detail = problem(
+        create(api, project, cpu_kind="performance", cpus=1, memory_mb=2048, gpu_kind="a100-40gb")
+    )
     assert (detail["field"], detail["code"]) == ("hardware.gpu_kind", "gpu_unavailable")
     assert "local" in detail["message"]
     assert not Workspace.objects.exists()
@@ -147,7 +157,10 @@ def test_several_broken_rules_are_all_reported(api, project):
     response = create(api, project, cpu_kind="shared", cpus=2, memory_mb=100, volume_size_gb=0)
     assert response.status_code == 400
     codes = {(d["field"], d["code"]) for d in response.json()["details"]}
-    assert codes == {("hardware.memory_mb", "memory_too_low"), ("hardware.volume_size_gb", "invalid_volume_size")}
+    assert codes == {
+        ("hardware.memory_mb", "memory_too_low"),
+        ("hardware.volume_size_gb", "invalid_volume_size"),
+    }
     assert "and 1 more problem" in response.json()["error"]
 
 

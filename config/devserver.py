@@ -1,0 +1,158 @@
+"""`make run`: the whole system on the embedded default, in one command.
+
+Migrates the database, makes a demo user with a fresh API token and a demo project (whose repository
+is a small local git repository, so that cloning works with no network), starts the web server and a
+Celery worker, and prints how to call the API. Ctrl-C stops both. Workspaces are real detached
+processes, like machines at a provider: they keep running after Ctrl-C.
+"""
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = os.environ.get("HOST", "127.0.0.1")
+PORT = int(os.environ.get("PORT", "8000"))
+DEMO_EMAIL = "demo@example.com"
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    if _port_in_use(HOST, PORT):
+        print(f"Port {PORT} on {HOST} is in use. Stop what runs there, or choose another: PORT=8001 make run")
+        return 1
+    call_command("migrate", verbosity=0)
+    token, password, project = _demo(settings)
+
+    python = sys.executable
+    worker = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+        [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2"], cwd=ROOT
+    )
+    web = subprocess.Popen(  # noqa: S603
+        [python, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT
+    )
+    children = [web, worker]
+
+    def stop(*_):
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not _wait_for_port(HOST, PORT, web):
+            print("The web server did not start; see the messages above.")
+            stop()
+            return 1
+        _print_instructions(settings, token, password, project)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("A process stopped; stopping the rest.")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+        for child in children:
+            child.wait(timeout=20)
+    return 0
+
+
+def _demo(settings):
+    """The demo user (an operator too, so the admin can be tried), a new token, and a project."""
+    from accounts.models import User
+    from accounts.services import api_token_create, user_create
+    from projects.models import Project
+    from projects.services import project_create
+
+    user = User.objects.filter(email=DEMO_EMAIL).first() or user_create(email=DEMO_EMAIL, display_name="Demo")
+    password = secrets.token_urlsafe(12)
+    user.set_password(password)
+    user.is_staff = user.is_superuser = True
+    user.save()
+    token = api_token_create(user=user, name="make run").secret
+    project = Project.objects.filter(owner=user, name="demo").first()
+    if project is None:
+        project = project_create(
+            owner=user, name="demo", description="Made by make run", repo_url=_demo_repository(settings)
+        )
+    return token, password, project
+
+
+def _demo_repository(settings) -> str | None:
+    """A local git repository for the demo project, so that `git clone` works without a network."""
+    if shutil.which("git") is None:
+        return None
+    repo = settings.VAR_DIR / "demo-repo"
+    if not (repo / ".git").exists():
+        repo.mkdir(parents=True, exist_ok=True)
+        (repo / "README.md").write_text(
+            "# Demo project\n\nCloned into every workspace of the demo project.\n"
+        )
+        env = {**os.environ, "GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": DEMO_EMAIL}
+        env |= {"GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": DEMO_EMAIL}
+        for args in (
+            ["init", "-q", "-b", "main"],
+            ["add", "README.md"],
+            ["commit", "-q", "-m", "Demo project"],
+        ):
+            subprocess.run(["git", *args], cwd=repo, env=env, check=True)  # noqa: S603, S607
+    return f"file://{repo}"
+
+
+def _print_instructions(settings, token, password, project):
+    base = f"http://{HOST}:{PORT}"
+    auth = f'-H "Authorization: Bearer {token}"'
+    print(
+        f"""
+================================================================================
+ Running: web on {base}, one Celery worker, driver '{settings.WORKSPACE_DRIVER}'.
+
+ Create a workspace in the demo project:
+
+   curl -s -X POST {base}/projects/{project.id}/workspaces \\
+     {auth} \\
+     -H "Content-Type: application/json" \\
+     -d '{{"hardware": {{"cpus": 1, "memory_mb": 512}}}}'
+
+ Watch it reach "running" (use the "id" from the answer):
+
+   curl -s {base}/workspaces/WORKSPACE_ID {auth}
+
+ Then its process answers on its private_ip:  curl http://PRIVATE_IP:{settings.LOCAL_DRIVER_AGENT_PORT}/health
+
+ API docs: {base}/docs     Admin: {base}/admin/  ({DEMO_EMAIL} / {password})
+ Ctrl-C stops web and worker; workspace processes keep running, like machines.
+================================================================================
+""",
+        flush=True,
+    )
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((host, port)) == 0
+
+
+def _wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if _port_in_use(host, port):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The admin as operators use it: find workspaces, read their state and errors, manage tokens."""
+
+import re
+
+import pytest
+
+from accounts.models import ApiToken
+from accounts.services import user_create
+from tests.conftest import Api
+from tests.factories import ProjectFactory, UserFactory
+from workspaces.models import Workspace, WorkspaceStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(client):
+    staff = user_create(
+        email="ops@example.com", password="s3cret-pass-word", is_staff=True, is_superuser=True
+    )
+    client.force_login(staff)
+    return client
+
+
+def make_workspace(**fields):
+    project = fields.pop("project", None) or ProjectFactory()
+    values = {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048, "volume_size_gb": 10, "driver": "local"}
+    return Workspace.objects.create(project=project, created_by=project.owner, **{**values, **fields})
+
+
+def test_the_admin_is_for_staff_only(client, user):
+    assert client.get("/admin/workspaces/workspace/").status_code == 302
+    client.force_login(user)
+    assert client.get("/admin/workspaces/workspace/").status_code == 302
+
+
+def test_the_workspace_list_shows_status_error_hardware_owner_and_machine(operator):
+    broken = make_workspace(
+        status=WorkspaceStatus.ERROR, error_message="Could not clone https://x/y.git: not found"
+    )
+    running = make_workspace(
+        status=WorkspaceStatus.RUNNING, machine_id="abc123def45678", private_ip="127.1.0.9"
+    )
+    page = operator.get("/admin/workspaces/workspace/").content.decode()
+    for text in [
+        str(broken.id),
+        "Could not clone https://x/y.git",
+        broken.created_by.email,
+        broken.project.name,
+        "2×shared / 2 GB / 10 GB",
+        "abc123def45678",
+        "127.1.0.9",
+        "running",
+        "error",
+    ]:
+        assert text in page, text
+    assert str(running.id) in page
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["abc123def45678", "127.1.0.9", "ops-project", "owner@example.com", "{id}"],
+    ids=lambda t: t.strip("{}"),
+)
+def test_find_a_workspace_by_machine_id_ip_project_owner_or_id(operator, term):
+    owner = UserFactory(email="owner@example.com")
+    target = make_workspace(
+        project=ProjectFactory(owner=owner, name="ops-project"),
+        machine_id="abc123def45678",
+        private_ip="127.1.0.9",
+    )
+    other = make_workspace()
+    page = operator.get("/admin/workspaces/workspace/", {"q": term.format(id=target.id)}).content.decode()
+    assert f"/admin/workspaces/workspace/{target.id}/change/" in page
+    assert f"/admin/workspaces/workspace/{other.id}/change/" not in page
+
+
+def test_filter_by_status(operator):
+    broken = make_workspace(status=WorkspaceStatus.ERROR)
+    fine = make_workspace(status=WorkspaceStatus.RUNNING)
+    page = operator.get("/admin/workspaces/workspace/", {"status__exact": "error"}).content.decode()
+    assert str(broken.id) in page and str(fine.id) not in page
+
+
+def test_the_list_costs_the_same_queries_for_few_or_many_rows(operator, django_assert_max_num_queries):
+    for _ in range(3):
+        make_workspace()
+    with django_assert_max_num_queries(12) as few:
+        operator.get("/admin/workspaces/workspace/")
+    for _ in range(30):
+        make_workspace()
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        operator.get("/admin/workspaces/workspace/")
+
+
+def test_a_workspace_page_shows_the_full_error_and_the_timeline(operator, api, project):
+    created = api.post(f"/projects/{project.id}/workspaces").json()
+    Workspace.objects.filter(pk=created["id"]).update(status="error", error_message="A long reason " * 20)
+    page = operator.get(f"/admin/workspaces/workspace/{created['id']}/change/").content.decode()
+    assert ("A long reason " * 20).strip() in page
+    assert "Workspace created; provisioning queued." in page
+    # provider fields are shown, not editable
+    assert 'name="machine_id"' not in page and 'name="private_ip"' not in page
+
+
+def test_a_token_made_in_the_admin_is_shown_once_and_works(operator, user):
+    response = operator.post(
+        "/admin/accounts/apitoken/add/",
+        {"user": str(user.pk), "name": "from admin", "expires_at_0": "", "expires_at_1": ""},
+        follow=True,
+    )
+    page = response.content.decode()
+    secret = re.search(r"wsk_[A-Za-z0-9]{12}_[A-Za-z0-9]{40}", page).group(0)
+    assert Api(secret).post("/projects", {"name": "p"}).status_code == 201
+    token = ApiToken.objects.get(name="from admin")
+    later = operator.get(f"/admin/accounts/apitoken/{token.pk}/change/").content.decode()
+    assert secret not in later
+    assert token.prefix in later
+
+
+def test_revoking_a_token_in_the_admin(operator, user):
+    from tests.factories import make_token
+
+    secret = make_token(user)
+    token = ApiToken.objects.get(user=user)
+    operator.post("/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [str(token.pk)]})
+    assert Api(secret).post("/projects", {"name": "p"}).status_code == 401
+
+
+def test_projects_show_their_members(operator):
+    from tests.factories import MembershipFactory
+
+    membership = MembershipFactory(user=UserFactory(email="member@example.com"))
+    page = operator.get(f"/admin/projects/project/{membership.project.pk}/change/").content.decode()
+    assert "member@example.com" in page or str(membership.user.pk) in page
+
+
+def test_users_are_searchable_by_email(operator):
+    UserFactory(email="findme@example.com")
+    assert "findme@example.com" in operator.get("/admin/accounts/user/", {"q": "findme"}).content.decode()

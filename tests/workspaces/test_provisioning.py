@@ -1,0 +1,166 @@
+"""From POST to `running` (or `error`) through a real Celery worker and the local driver."""
+
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from tests.factories import ProjectFactory
+from workspaces.models import Workspace, WorkspaceStatus
+from workspaces.services import workspace_provision
+
+TERMINAL = {"running", "error"}
+
+
+def git(*args, cwd):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repository(tmp_path):
+    """A real git repository with one commit on `main` and one on `feature`."""
+    repo = tmp_path / "source"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    git("config", "user.email", "t@example.com", cwd=repo)
+    git("config", "user.name", "Test", cwd=repo)
+    (repo / "README.md").write_text("hello from main\n")
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "first", cwd=repo)
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    (repo / "FEATURE.md").write_text("feature work\n")
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "feature", cwd=repo)
+    git("checkout", "-q", "main", cwd=repo)
+    return repo
+
+
+def wait_for(api, workspace_id, statuses=TERMINAL, timeout=90):
+    deadline = time.monotonic() + timeout
+    while True:
+        body = api.get(f"/workspaces/{workspace_id}").json()
+        if body["status"] in statuses or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+def health(private_ip):
+    url = f"http://{private_ip}:{settings.LOCAL_DRIVER_AGENT_PORT}/health"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback, our own agent)
+        return json.loads(response.read())
+
+
+@pytest.mark.worker
+@override_settings(PROJECT_REPO_URL_SCHEMES=["https", "file"])
+def test_a_worker_takes_a_workspace_to_running_on_a_live_process(worker, api, repository, local_machines):
+    project = api.post("/projects", {"name": "app", "repo_url": f"file://{repository}"}).json()
+    created = api.post(f"/projects/{project['id']}/workspaces", {"hardware": {"cpus": 1, "memory_mb": 512}})
+    assert created.status_code == 201
+    assert created.json()["status"] == "creating"
+
+    body = wait_for(api, created.json()["id"])
+
+    assert body["status"] == "running", body
+    assert body["error_message"] is None
+    assert body["machine_id"]
+    assert body["private_ip"].startswith("127.")
+    assert body["git_ref"] == git("rev-parse", "main", cwd=repository)
+    answer = health(body["private_ip"])
+    assert answer["status"] == "ok"
+    assert answer["workspace_id"] == body["id"]
+    statuses = [e.to_status for e in Workspace.objects.get(pk=body["id"]).events.all()]
+    assert statuses == ["creating", "starting", "running"]
+
+
+@pytest.mark.worker
+@override_settings(PROJECT_REPO_URL_SCHEMES=["https", "file"])
+def test_two_workspaces_get_their_own_address_and_the_projects_branch(
+    worker, api, repository, local_machines
+):
+    project = api.post(
+        "/projects", {"name": "app", "repo_url": f"file://{repository}", "default_branch": "feature"}
+    ).json()
+    ids = [api.post(f"/projects/{project['id']}/workspaces").json()["id"] for _ in range(2)]
+    first, second = (wait_for(api, workspace_id) for workspace_id in ids)
+    assert first["status"] == second["status"] == "running", (first, second)
+    assert first["private_ip"] != second["private_ip"]
+    assert first["machine_id"] != second["machine_id"]
+    assert first["git_ref"] == second["git_ref"] == git("rev-parse", "feature", cwd=repository)
+    assert health(first["private_ip"])["workspace_id"] == first["id"]
+    assert health(second["private_ip"])["workspace_id"] == second["id"]
+
+
+@pytest.mark.worker
+@override_settings(PROJECT_REPO_URL_SCHEMES=["https", "file"])
+def test_a_failing_provision_ends_in_error_with_a_reason_and_nothing_left(
+    worker, api, tmp_path, local_machines
+):
+    project = api.post("/projects", {"name": "broken", "repo_url": f"file://{tmp_path}/no-such-repo"}).json()
+    workspace_id = api.post(f"/projects/{project['id']}/workspaces").json()["id"]
+
+    body = wait_for(api, workspace_id)
+
+    assert body["status"] == "error"
+    assert "Could not clone" in body["error_message"]
+    assert "no-such-repo" in body["error_message"]
+    assert body["machine_id"] is None and body["private_ip"] is None
+    assert local_machines.find(workspace_id) is None
+    assert local_machines.list_machines() == []
+    assert not (settings.LOCAL_DRIVER_ROOT / "volumes" / workspace_id).exists()
+
+
+# --- the service itself: resumable, adoptable, conditional -----------------------------------------
+
+
+@pytest.fixture
+def creating_workspace(user, local_machines):
+    project = ProjectFactory(owner=user)
+    return Workspace.objects.create(
+        project=project,
+        created_by=user,
+        driver="local",
+        cpu_kind="shared",
+        cpus=1,
+        memory_mb=256,
+        volume_size_gb=1,
+    )
+
+
+def test_a_duplicated_task_does_nothing_the_second_time(creating_workspace, local_machines):
+    workspace_provision(workspace_id=str(creating_workspace.id))
+    workspace_provision(workspace_id=str(creating_workspace.id))
+    creating_workspace.refresh_from_db()
+    assert creating_workspace.status == WorkspaceStatus.RUNNING
+    assert len(local_machines.list_machines()) == 1
+    assert creating_workspace.events.filter(to_status="running").count() == 1
+
+
+def test_a_machine_left_by_an_interrupted_attempt_is_adopted_not_duplicated(
+    creating_workspace, local_machines
+):
+    from workspaces.services import _machine_spec
+
+    earlier = local_machines.create(_machine_spec(creating_workspace))  # the worker died right after this
+    workspace_provision(workspace_id=str(creating_workspace.id))
+    creating_workspace.refresh_from_db()
+    assert creating_workspace.status == WorkspaceStatus.RUNNING
+    assert creating_workspace.machine_id == earlier.machine_id
+    assert len(local_machines.list_machines()) == 1
+
+
+def test_a_workspace_that_moved_on_is_not_provisioned(creating_workspace, local_machines):
+    Workspace.objects.filter(pk=creating_workspace.pk).update(
+        status=WorkspaceStatus.ERROR, error_message="by hand"
+    )
+    workspace_provision(workspace_id=str(creating_workspace.id))
+    creating_workspace.refresh_from_db()
+    assert (creating_workspace.status, creating_workspace.error_message) == ("error", "by hand")
+    assert local_machines.list_machines() == []
+
+
+def test_a_missing_workspace_is_ignored(db):
+    workspace_provision(workspace_id="00000000-0000-0000-0000-000000000000")
