@@ -169,7 +169,6 @@ PROJECT_REPO_URL_SCHEMES = env.list("PROJECT_REPO_URL_SCHEMES", default=["https"
 WORKSPACE_DRIVER = env.str("WORKSPACE_DRIVER", default="local")
 LOCAL_DRIVER_ROOT = Path(env.str("LOCAL_DRIVER_ROOT", default=str(VAR_DIR / "local-machines")))
 LOCAL_DRIVER_AGENT_PORT = env.int("LOCAL_DRIVER_AGENT_PORT", default=8080)
-LOCAL_DRIVER_START_TIMEOUT_SECONDS = env.float("LOCAL_DRIVER_START_TIMEOUT_SECONDS", default=30)
 LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS = env.float("LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS", default=300)
 
 # --- Celery --------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ class LocalDriver(Driver):
         return cls(
             root=settings.LOCAL_DRIVER_ROOT,
             port=settings.LOCAL_DRIVER_AGENT_PORT,
-            start_timeout=settings.LOCAL_DRIVER_START_TIMEOUT_SECONDS,
+            start_timeout=settings.WORKSPACE_START_TIMEOUT_SECONDS,
             clone_timeout=settings.LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS,
         )
 
