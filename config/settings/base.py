@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.StripTrailingSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -92,7 +93,11 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # where collectstatic writes; WhiteNoise looks there too
+# Serve static files straight from the apps (no collectstatic step), so that /docs and the admin
+# work the same under runserver, gunicorn and the test client.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 
 # --- API -----------------------------------------------------------------------------------------
 
@@ -124,7 +129,6 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "WorkspaceStatus": "workspaces.models.WorkspaceStatus",
     },
-    "SECURITY": [{"BearerAuth": []}],
 }
 
 # --- API tokens ------------------------------------------------------------------------------------

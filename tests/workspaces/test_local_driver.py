@@ -508,7 +508,7 @@ def test_from_settings_reads_the_local_driver_settings(tmp_path):
     class Settings:
         LOCAL_DRIVER_ROOT = tmp_path / "machines"
         LOCAL_DRIVER_AGENT_PORT = 18099
-        LOCAL_DRIVER_START_TIMEOUT_SECONDS = 12.0
+        WORKSPACE_START_TIMEOUT_SECONDS = 12.0
         LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS = 34.0
 
     driver = LocalDriver.from_settings(Settings)

@@ -1,0 +1,66 @@
+"""The OpenAPI schema is part of the product: SDKs are generated from it."""
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.django_db
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+@pytest.fixture
+def schema(client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_create_endpoint_documents_every_response_with_the_error_schema(schema):
+    operation = schema["paths"]["/projects/{id}/workspaces"]["post"]
+    assert operation["operationId"] == "workspaces_create"
+    assert operation["security"] == [{"BearerAuth": []}]
+    responses = operation["responses"]
+    assert responses["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Workspace"
+    }
+    for status in ["400", "401", "403", "404", "415"]:
+        assert responses[status]["content"]["application/json"]["schema"] == ERROR_REF, status
+    assert list(operation["requestBody"]["content"]) == ["application/json"]  # JSON only: no form parsers
+    (parameter,) = operation["parameters"]
+    assert parameter["schema"] == {"type": "string", "format": "uuid"}
+
+
+def test_bearer_security_scheme(schema):
+    assert schema["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+
+
+def test_workspace_fields_and_nullability(schema):
+    workspace = schema["components"]["schemas"]["Workspace"]
+    assert set(workspace["required"]) == set(workspace["properties"])
+    nullable = {name for name, field in workspace["properties"].items() if field.get("nullable")}
+    assert nullable == {"machine_id", "private_ip", "git_ref", "error_message"}
+    assert schema["components"]["schemas"]["Hardware"]["properties"]["gpu_kind"]["nullable"] is True
+    assert schema["components"]["schemas"]["WorkspaceStatus"]["enum"] == [
+        "creating",
+        "starting",
+        "running",
+        "stopping",
+        "stopped",
+        "error",
+        "stop_failed",
+    ]
+
+
+def test_yaml_is_served_too(client):
+    response = client.get("/openapi.yaml")
+    assert response.status_code == 200
+    assert yaml.safe_load(response.content)["paths"]
+
+
+def test_swagger_ui_needs_no_cdn(client):
+    page = client.get("/docs").content.decode()
+    assert "drf_spectacular_sidecar" in page
+    assert "cdn." not in page and "unpkg" not in page
+    assert (
+        client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
+    )
