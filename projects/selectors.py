@@ -16,6 +16,7 @@ from projects.models import OWNER, Membership, Project, Role
 ACTIONS = {
     "view": ({OWNER, Role.MEMBER, Role.VIEWER}, "see this project"),
     "create_workspace": ({OWNER, Role.MEMBER}, "create workspaces"),
+    "manage_workspace": ({OWNER, Role.MEMBER}, "change workspaces"),
 }
 
 
@@ -46,8 +47,13 @@ def project_get_for(*, user: User, project_id: str, action: str = "view") -> Pro
     project = projects_visible_to(user).filter(pk=parse_uuid(project_id, what="Project")).first()
     if project is None:
         raise NotFound("Project not found.")
+    require_role(project, user, action)
+    return project
+
+
+def require_role(project: Project, user: User, action: str) -> None:
+    """403 unless the user's role in this (visible) project allows ``action``."""
     roles, description = ACTIONS[action]
     role = project_role(project, user)
     if role not in roles:
         raise Forbidden(f"Your role in this project is '{role}', which may not {description}.")
-    return project

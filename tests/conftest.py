@@ -29,8 +29,8 @@ class Api:
         merged.update(headers or {})
         return merged
 
-    def get(self, path, headers=None, **kwargs):
-        return self.client.get(path, **self._headers(headers), **kwargs)
+    def get(self, path, params=None, headers=None):
+        return self.client.get(path, params, **self._headers(headers))
 
     def post(self, path, data=None, headers=None, raw=None, content_type="application/json"):
         if raw is not None:

@@ -24,6 +24,13 @@ def new_preview_token() -> str:
     return f"ptk_{secrets.token_urlsafe(32)}"
 
 
+class LiveWorkspaceManager(models.Manager):
+    """Workspaces that have not been deleted: the only ones the API knows."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
 class Workspace(models.Model):
     """A machine with a persistent volume, inside a project.
 
@@ -56,15 +63,33 @@ class Workspace(models.Model):
     preview_token = models.CharField(max_length=64, unique=True, default=new_preview_token, editable=False)
     error_message = models.TextField(null=True, blank=True)
 
+    provisioned_at = models.DateTimeField(
+        null=True, blank=True, help_text="First reached running. Until then a failure destroys what was made."
+    )
+    last_activity_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="Last heartbeat from the machine or action on the workspace (idle auto-stop).",
+    )
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Deleted through the API: gone from it, destroyed in the background."
+    )
+    destroyed_at = models.DateTimeField(null=True, blank=True, help_text="Its machine and volume are gone.")
+
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = models.Manager()
+    live = LiveWorkspaceManager()
+
     class Meta:
         ordering = ["created_at", "id"]
+        base_manager_name = "objects"
+        default_manager_name = "objects"
         indexes = [
             models.Index(fields=["status", "status_changed_at"], name="workspace_status_idx"),
             models.Index(fields=["project", "created_at"], name="workspace_project_idx"),
             models.Index(fields=["created_by", "created_at"], name="workspace_owner_idx"),
+            models.Index(fields=["deleted_at", "destroyed_at"], name="workspace_deleted_idx"),
         ]
 
     def __str__(self):

@@ -8,7 +8,7 @@ says who or what moved a workspace.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, User
 from accounts.services import user_settings_get
-from config.errors import ValidationFailed
+from config.errors import ApiError, ValidationFailed
 from projects.models import Project
 from workspaces import hardware as hw
 from workspaces.drivers import DriverError, MachineSpec, get_driver
@@ -52,12 +52,27 @@ def workspace_hardware_resolve(*, user: User, requested: dict[str, Any] | None) 
     catalogue and what the driver can offer. Raises ``ValidationFailed`` with one detail per rule."""
     defaults = user_settings_get(user=user)
     merged = hw.merge(hw.Hardware(**{f: getattr(defaults, f) for f in hw.FIELDS}), requested)
-    problems = hw.validate(merged, settings.WORKSPACE_HARDWARE_CATALOGUE)
+    workspace_hardware_check(hardware=merged)
+    return merged
+
+
+def workspace_hardware_check(*, hardware: hw.Hardware, prefix: str = "hardware") -> None:
+    """The one check of a complete hardware choice, for workspace creation and for users' default
+    hardware alike: every rule of the catalogue, then what the driver can offer. Raises
+    ``ValidationFailed`` with one detail per problem, its field under ``prefix``."""
+    problems = hw.validate(hardware, settings.WORKSPACE_HARDWARE_CATALOGUE, prefix=prefix)
     if not problems:
-        problems = get_driver().check_hardware(merged)
+        problems = [_under(problem, prefix) for problem in get_driver().check_hardware(hardware)]
     if problems:
         raise ValidationFailed.from_details([p.as_dict() for p in problems])
-    return merged
+
+
+def _under(problem: hw.Problem, prefix: str) -> hw.Problem:
+    """A driver names fields as a create request does (``hardware.gpu_kind``): move it under ``prefix``."""
+    head, dot, rest = problem.field.partition(".")
+    if head != "hardware" or prefix == "hardware":
+        return problem
+    return replace(problem, field=f"{prefix}{dot}{rest}")
 
 
 def workspace_create(
@@ -88,23 +103,130 @@ def workspace_create(
     return workspace
 
 
-# --- provisioning -----------------------------------------------------------------------------------
+# --- lifecycle operations (the API and the admin call these) ----------------------------------------
+
+# Which statuses each operation may start from. Stop is also how a user retries a failed stop.
+ALLOWED_FROM = {
+    "start": (S.STOPPED, S.ERROR),
+    "stop": (S.RUNNING, S.STOP_FAILED),
+}
+
+
+class InvalidState(ApiError):
+    code = "invalid_state"
+
+
+def _require_state(workspace: Workspace, operation: str) -> None:
+    allowed = ALLOWED_FROM[operation]
+    if workspace.status in allowed:
+        return
+    message = (
+        f"Cannot {operation} a workspace that is '{workspace.status}'; "
+        f"{operation} needs {' or '.join(repr(str(s)) for s in allowed)}."
+    )
+    raise InvalidState(
+        message,
+        details=[
+            {
+                "field": "status",
+                "code": "invalid_state",
+                "message": message,
+                "allowed": {"choices": [str(s) for s in allowed]},
+            }
+        ],
+    )
+
+
+def workspace_start(*, workspace: Workspace, actor: Actor) -> Workspace:
+    """``stopped`` or ``error`` → ``starting``; a worker boots the machine (or re-creates one that a
+    failed provisioning removed) and takes it to ``running``."""
+    from workspaces.tasks import provision_workspace
+
+    _require_state(workspace, "start")
+    with transaction.atomic():
+        if not _transition(
+            workspace, S.STARTING, actor, message="Start requested.", last_activity_at=timezone.now()
+        ):
+            _refresh_and_refuse(workspace, "start")
+        provision_workspace.delay_on_commit(str(workspace.id))
+    return workspace
+
+
+def workspace_stop(*, workspace: Workspace, actor: Actor, reason: str = "Stop requested.") -> Workspace:
+    """``running`` (or ``stop_failed``) → ``stopping``; a worker stops the machine. The volume stays."""
+    from workspaces.tasks import stop_workspace
+
+    _require_state(workspace, "stop")
+    with transaction.atomic():
+        if not _transition(workspace, S.STOPPING, actor, message=reason, last_activity_at=timezone.now()):
+            _refresh_and_refuse(workspace, "stop")
+        stop_workspace.delay_on_commit(str(workspace.id))
+    return workspace
+
+
+def workspace_update(*, workspace: Workspace, actor: Actor, keep_active: bool | None = None) -> Workspace:
+    """Change what a user may change (``keep_active``). Counts as activity."""
+    now = timezone.now()
+    with transaction.atomic():
+        changes: dict[str, Any] = {"last_activity_at": now, "updated_at": now}
+        if keep_active is not None and keep_active != workspace.keep_active:
+            changes["keep_active"] = keep_active
+            _record(
+                workspace,
+                actor,
+                kind=WorkspaceEvent.Kind.INFO,
+                message=f"keep_active set to {str(keep_active).lower()}.",
+            )
+        Workspace.objects.filter(pk=workspace.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(workspace, name, value)
+    return workspace
+
+
+def workspace_delete(*, workspace: Workspace, actor: Actor) -> None:
+    """Gone from the API at once; its machine and volume are destroyed in the background. The row
+    stays for operators, with the outcome on its timeline."""
+    from workspaces.tasks import destroy_workspace
+
+    now = timezone.now()
+    with transaction.atomic():
+        if not Workspace.objects.filter(pk=workspace.pk, deleted_at__isnull=True).update(
+            deleted_at=now, updated_at=now
+        ):
+            return  # already deleted: deleting is idempotent
+        workspace.deleted_at = now
+        _record(
+            workspace,
+            actor,
+            kind=WorkspaceEvent.Kind.INFO,
+            message=f"Deleted while '{workspace.status}'; destroying its machine and volume.",
+        )
+        destroy_workspace.delay_on_commit(str(workspace.id))
+
+
+# --- background work: each resumes from the row, so a duplicated or retried task is harmless ----------
 
 
 def workspace_provision(*, workspace_id: str, task_id: str = "") -> None:
-    """Take a workspace from ``creating`` to ``running``, resuming wherever an earlier run stopped.
+    """Take a workspace in ``creating`` or ``starting`` to ``running``, resuming wherever an earlier
+    run stopped: a machine an interrupted attempt made is found by the workspace id and adopted.
 
-    Transient driver errors propagate (the task retries them); permanent ones end in ``error``
-    with the provider's reason, after the driver has destroyed whatever was made.
+    Transient driver errors propagate (the task retries them). A permanent one ends in ``error``
+    with the provider's reason; if the workspace was never up, what was made is destroyed (nothing
+    is left behind), otherwise its volume is kept so that no work is lost.
     """
-    workspace = Workspace.objects.select_related("project").filter(pk=workspace_id).first()
-    if workspace is None:
-        logger.warning("provision: workspace %s does not exist; nothing to do", workspace_id)
+    workspace = Workspace.live.select_related("project").filter(pk=workspace_id).first()
+    if workspace is None or workspace.status not in (S.CREATING, S.STARTING):
+        logger.info("provision: workspace %s is gone or moved on; nothing to do", workspace_id)
         return
     driver = get_driver(workspace.driver)
     try:
+        machine = driver.find(str(workspace.id))
+        if machine is None:
+            machine = driver.create(_machine_spec(workspace))
+        elif machine.state in ("stopped", "failed"):
+            machine = driver.start(machine.machine_id)
         if workspace.status == S.CREATING:
-            machine = driver.find(str(workspace.id)) or driver.create(_machine_spec(workspace))
             moved = _transition(
                 workspace,
                 S.STARTING,
@@ -115,38 +237,88 @@ def workspace_provision(*, workspace_id: str, task_id: str = "") -> None:
                 volume_id=machine.volume_id,
                 git_ref=machine.git_ref,
             )
-            if not moved:
-                logger.info(
-                    "provision: %s moved on without us (now %s)", workspace.id, _status_of(workspace.id)
-                )
-                return
-        if workspace.status == S.STARTING and workspace.machine_id:
-            machine = driver.wait_started(
-                workspace.machine_id, timeout=settings.WORKSPACE_START_TIMEOUT_SECONDS
-            )
-            _transition(
-                workspace,
-                S.RUNNING,
-                SYSTEM,
-                task_id=task_id,
-                message=f"Machine {machine.machine_id} is up at {machine.private_ip}.",
-                private_ip=machine.private_ip,
-                git_ref=machine.git_ref or workspace.git_ref,
-            )
+        else:
+            moved = _update_if(workspace, machine_id=machine.machine_id, volume_id=machine.volume_id)
+        if not moved:
+            _abandon(workspace, driver, task_id)
+            return
+        machine = driver.wait_started(machine.machine_id, timeout=settings.WORKSPACE_START_TIMEOUT_SECONDS)
+        moved = _transition(
+            workspace,
+            S.RUNNING,
+            SYSTEM,
+            task_id=task_id,
+            message=f"Machine {machine.machine_id} is up at {machine.private_ip}.",
+            private_ip=machine.private_ip,
+            git_ref=machine.git_ref or workspace.git_ref,
+            provisioned_at=workspace.provisioned_at or timezone.now(),
+        )
+        if not moved:
+            _abandon(workspace, driver, task_id)
     except DriverError as exc:
         if exc.transient:
             raise
         workspace_fail(workspace=workspace, message=exc.message, task_id=task_id)
 
 
-def workspace_fail(*, workspace: Workspace, message: str, task_id: str = "", actor: Actor = SYSTEM) -> bool:
-    """Move a workspace to ``error`` with ``message``, destroying what the provider holds for it so
-    that nothing is left behind. Returns False if the workspace had already moved on."""
+def workspace_run_stop(*, workspace_id: str, task_id: str = "") -> None:
+    """Stop the machine of a workspace in ``stopping``: ``stopped``, or ``stop_failed`` with why."""
+    workspace = Workspace.live.filter(pk=workspace_id, status=S.STOPPING).first()
+    if workspace is None:
+        return
     driver = get_driver(workspace.driver)
     try:
-        driver.destroy(str(workspace.id))
+        if workspace.machine_id and driver.find(str(workspace.id)) is not None:
+            driver.stop(workspace.machine_id)
     except DriverError as exc:
-        message = f"{message} Cleaning up at the provider also failed: {exc.message}"
+        if exc.transient:
+            raise
+        workspace_stop_failed(workspace=workspace, message=exc.message, task_id=task_id)
+        return
+    _transition(workspace, S.STOPPED, SYSTEM, task_id=task_id, message="Machine stopped; its volume is kept.")
+
+
+def workspace_stop_failed(*, workspace: Workspace, message: str, task_id: str = "") -> bool:
+    return _transition(
+        workspace,
+        S.STOP_FAILED,
+        SYSTEM,
+        task_id=task_id,
+        kind=WorkspaceEvent.Kind.ERROR,
+        message=f"Stopping failed: {message}",
+        error_message=f"Stopping failed: {message}",
+    )
+
+
+def workspace_destroy(*, workspace_id: str, task_id: str = "") -> None:
+    """Destroy a deleted workspace's machine and volume. Transient errors propagate for a retry."""
+    workspace = Workspace.objects.filter(
+        pk=workspace_id, deleted_at__isnull=False, destroyed_at__isnull=True
+    ).first()
+    if workspace is None:
+        return
+    get_driver(workspace.driver).destroy(str(workspace.id))
+    now = timezone.now()
+    Workspace.objects.filter(pk=workspace.pk).update(destroyed_at=now, updated_at=now, private_ip=None)
+    _record(
+        workspace,
+        SYSTEM,
+        kind=WorkspaceEvent.Kind.INFO,
+        message="Machine and volume destroyed.",
+        task_id=task_id,
+    )
+
+
+def workspace_fail(*, workspace: Workspace, message: str, task_id: str = "", actor: Actor = SYSTEM) -> bool:
+    """Move a workspace to ``error`` with ``message``. One that never ran has what was made for it
+    destroyed (nothing is left behind); one that ran keeps its volume, so a start can retry."""
+    fields: dict[str, Any] = {}
+    if workspace.provisioned_at is None:
+        try:
+            get_driver(workspace.driver).destroy(str(workspace.id))
+        except DriverError as exc:
+            message = f"{message} Cleaning up at the provider also failed: {exc.message}"
+        fields = {"machine_id": None, "volume_id": None, "private_ip": None, "git_ref": None}
     return _transition(
         workspace,
         S.ERROR,
@@ -155,21 +327,28 @@ def workspace_fail(*, workspace: Workspace, message: str, task_id: str = "", act
         kind=WorkspaceEvent.Kind.ERROR,
         message=message,
         error_message=message,
-        machine_id=None,
-        volume_id=None,
-        private_ip=None,
+        **fields,
     )
 
 
-def workspace_provision_gave_up(*, workspace_id: str, message: str, task_id: str = "") -> None:
-    """The task ran out of retries on transient errors: say so, and clean up."""
-    workspace = Workspace.objects.filter(pk=workspace_id, status__in=[S.CREATING, S.STARTING]).first()
-    if workspace is not None:
-        workspace_fail(
-            workspace=workspace,
-            message=f"Provisioning gave up after repeated provider errors: {message}",
+def workspace_gave_up(*, workspace_id: str, message: str, task_id: str = "") -> None:
+    """A task ran out of retries on transient provider errors: say so, in the state's failure."""
+    workspace = Workspace.objects.filter(pk=workspace_id).first()
+    if workspace is None:
+        return
+    message = f"Gave up after repeated provider errors: {message}"
+    if workspace.deleted_at is not None:
+        _record(
+            workspace,
+            SYSTEM,
+            kind=WorkspaceEvent.Kind.ERROR,
+            message=f"Destroying failed. {message}",
             task_id=task_id,
         )
+    elif workspace.status in (S.CREATING, S.STARTING):
+        workspace_fail(workspace=workspace, message=message, task_id=task_id)
+    elif workspace.status == S.STOPPING:
+        workspace_stop_failed(workspace=workspace, message=message, task_id=task_id)
 
 
 def _machine_spec(workspace: Workspace) -> MachineSpec:
@@ -179,6 +358,21 @@ def _machine_spec(workspace: Workspace) -> MachineSpec:
         repo_url=workspace.project.repo_url,
         branch=workspace.project.default_branch,
     )
+
+
+def _abandon(workspace: Workspace, driver, task_id: str) -> None:
+    """The row moved on under us (deleted, failed by an operator, or taken by another run)."""
+    current = Workspace.objects.filter(pk=workspace.pk).values("status", "deleted_at", "machine_id").first()
+    logger.info("provision: %s moved on without us (now %s)", workspace.id, current)
+    if current is None or current["deleted_at"] is not None:
+        # Deleted while we were making its machine: the destroy task may already have run.
+        driver.destroy(str(workspace.id))
+
+
+def _refresh_and_refuse(workspace: Workspace, operation: str) -> None:
+    workspace.refresh_from_db(fields=["status"])
+    _require_state(workspace, operation)
+    raise InvalidState(f"The workspace changed while it was being {operation}ed; try again.")
 
 
 # --- transitions and the timeline -------------------------------------------------------------------
@@ -195,7 +389,8 @@ def _transition(
     error_message: str | None = None,
     **fields: Any,
 ) -> bool:
-    """Move ``workspace`` from the status it was loaded with to ``to``, if nobody moved it first."""
+    """Move ``workspace`` from the status it was loaded with to ``to``, if nobody moved it (or
+    deleted it) first. The update and its event commit together."""
     now = timezone.now()
     values = {
         "status": to,
@@ -205,7 +400,7 @@ def _transition(
         **fields,
     }
     with transaction.atomic():
-        if not Workspace.objects.filter(pk=workspace.pk, status=workspace.status).update(**values):
+        if not Workspace.live.filter(pk=workspace.pk, status=workspace.status).update(**values):
             return False
         from_status = workspace.status
         for name, value in values.items():
@@ -222,11 +417,17 @@ def _transition(
     return True
 
 
+def _update_if(workspace: Workspace, **fields: Any) -> bool:
+    """Set provider fields if the workspace is still where we saw it."""
+    fields["updated_at"] = timezone.now()
+    if not Workspace.live.filter(pk=workspace.pk, status=workspace.status).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(workspace, name, value)
+    return True
+
+
 def _record(workspace: Workspace, actor: Actor, **fields: Any) -> WorkspaceEvent:
     return WorkspaceEvent.objects.create(
         workspace=workspace, actor_kind=actor.kind, actor_user=actor.user, actor_token=actor.token, **fields
     )
-
-
-def _status_of(workspace_id) -> str | None:
-    return Workspace.objects.filter(pk=workspace_id).values_list("status", flat=True).first()

@@ -1,4 +1,9 @@
-"""Celery tasks: thin adapters that take an id and call a service."""
+"""Celery tasks: thin adapters that take an id and call a service.
+
+Each is safe to run twice (the services resume from the row and their transitions are conditional).
+Only transient provider errors reach the retry below; they are retried with capped, jittered
+exponential backoff, and past ``max_retries`` the workspace goes to the failure of its state.
+"""
 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
@@ -6,23 +11,34 @@ from celery.utils.time import get_exponential_backoff_interval
 from workspaces import services
 from workspaces.drivers import DriverError
 
-PROVISION_MAX_RETRIES = 6
+MAX_RETRIES = 6
 
 
-@shared_task(bind=True, acks_late=True, max_retries=PROVISION_MAX_RETRIES)
-def provision_workspace(self, workspace_id: str) -> None:
-    """Provision one workspace. Safe to run twice: the service resumes, and its transitions are
-    conditional. Only transient provider errors reach here; they are retried with capped, jittered
-    backoff, and past ``max_retries`` the workspace goes to ``error``."""
+def _run(task, service, workspace_id: str) -> None:
+    task_id = task.request.id or ""
     try:
-        services.workspace_provision(workspace_id=workspace_id, task_id=self.request.id or "")
+        service(workspace_id=workspace_id, task_id=task_id)
     except DriverError as exc:
-        if self.request.retries >= self.max_retries:
-            services.workspace_provision_gave_up(
-                workspace_id=workspace_id, message=exc.message, task_id=self.request.id or ""
-            )
+        if task.request.retries >= task.max_retries:
+            services.workspace_gave_up(workspace_id=workspace_id, message=exc.message, task_id=task_id)
             return
         countdown = get_exponential_backoff_interval(
-            factor=2, retries=self.request.retries, maximum=60, full_jitter=True
+            factor=2, retries=task.request.retries, maximum=60, full_jitter=True
         )
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        raise task.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def provision_workspace(self, workspace_id: str) -> None:
+    """Create (or start) a workspace's machine and take it to ``running``."""
+    _run(self, services.workspace_provision, workspace_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def stop_workspace(self, workspace_id: str) -> None:
+    _run(self, services.workspace_run_stop, workspace_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def destroy_workspace(self, workspace_id: str) -> None:
+    _run(self, services.workspace_destroy, workspace_id)

@@ -113,6 +113,9 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",  # as in the seed: 2025-01-15T10:30:00Z
 }
 
+# Lists return every result up to this many; `limit` may ask for fewer, never more.
+API_LIST_MAX_LIMIT = env.int("API_LIST_MAX_LIMIT", default=1000)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workspaces API",
     "DESCRIPTION": (

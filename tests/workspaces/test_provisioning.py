@@ -164,3 +164,58 @@ def test_a_workspace_that_moved_on_is_not_provisioned(creating_workspace, local_
 
 def test_a_missing_workspace_is_ignored(db):
     workspace_provision(workspace_id="00000000-0000-0000-0000-000000000000")
+
+
+def process_answers(private_ip):
+    try:
+        health(private_ip)
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.worker
+def test_stop_start_and_delete_through_a_real_worker(worker, api, project, local_machines):
+    workspace_id = api.post(
+        f"/projects/{project.id}/workspaces", {"hardware": {"cpus": 1, "memory_mb": 256}}
+    ).json()["id"]
+    running = wait_for(api, workspace_id)
+    assert running["status"] == "running", running
+    volume = settings.LOCAL_DRIVER_ROOT / "volumes" / workspace_id
+    (volume / "work.txt").write_text("unsaved work")
+
+    assert api.post(f"/workspaces/{workspace_id}/stop").json() == {"status": "stopping"}
+    stopped = wait_for(api, workspace_id, statuses={"stopped", "stop_failed"})
+    assert stopped["status"] == "stopped", stopped
+    assert not process_answers(running["private_ip"])
+    assert (volume / "work.txt").read_text() == "unsaved work"  # the volume survives a stop
+
+    assert api.post(f"/workspaces/{workspace_id}/start").json() == {"status": "starting"}
+    again = wait_for(api, workspace_id)
+    assert again["status"] == "running", again
+    assert again["machine_id"] == running["machine_id"]
+    assert process_answers(again["private_ip"])
+    assert (volume / "work.txt").read_text() == "unsaved work"
+
+    events = api.get(f"/workspaces/{workspace_id}/events").json()["events"]
+    assert [e["to_status"] for e in events if e["type"] == "status"] == [
+        "creating",
+        "starting",
+        "running",
+        "stopping",
+        "stopped",
+        "starting",
+        "running",
+    ]
+    assert {e["actor"]["kind"] for e in events} == {"token", "system"}
+
+    response = api.client.delete(f"/workspaces/{workspace_id}", HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    assert response.status_code == 204
+    assert api.get(f"/workspaces/{workspace_id}").status_code == 404
+    deadline = time.monotonic() + 60
+    while Workspace.objects.get(pk=workspace_id).destroyed_at is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert Workspace.objects.get(pk=workspace_id).destroyed_at is not None
+    assert local_machines.find(workspace_id) is None
+    assert not volume.exists()
+    assert not process_answers(again["private_ip"])

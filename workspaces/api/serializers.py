@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
-from workspaces.models import Workspace
+from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
 
 
 class HardwareInputSerializer(StrictSerializer):
@@ -70,3 +70,50 @@ class WorkspaceSerializer(serializers.ModelSerializer):
     @extend_schema_field(HardwareSerializer)
     def get_hardware(self, workspace: Workspace) -> dict:
         return workspace.hardware.as_dict()
+
+
+class WorkspaceUpdateInputSerializer(StrictSerializer):
+    keep_active = StrictBooleanField(
+        required=False, help_text="Whether the workspace should stay running when idle."
+    )
+
+
+class StatusChangeSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=WorkspaceStatus.choices)
+
+
+class EventActorSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=ActorKind.choices,
+        help_text="Who acted: a user, one of their tokens, an operator, or the system.",
+    )
+    user_id = serializers.UUIDField(allow_null=True)
+    email = serializers.EmailField(allow_null=True)
+    token_prefix = serializers.CharField(
+        allow_null=True, help_text="The token used, when the actor is a token."
+    )
+
+
+class WorkspaceEventSerializer(serializers.ModelSerializer):
+    type = serializers.CharField(source="kind", help_text="`status` (a status change), `info`, or `error`.")
+    from_status = serializers.ChoiceField(choices=WorkspaceStatus.choices, allow_null=True)
+    to_status = serializers.ChoiceField(choices=WorkspaceStatus.choices, allow_null=True)
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WorkspaceEvent
+        fields = ["id", "type", "from_status", "to_status", "actor", "message", "created_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(EventActorSerializer)
+    def get_actor(self, event: WorkspaceEvent) -> dict:
+        # An operator's identity is theirs to keep: users see that an operator acted, not who.
+        person = event.actor_user if event.actor_kind in (ActorKind.USER, ActorKind.TOKEN) else None
+        return {
+            "kind": event.actor_kind,
+            "user_id": person.pk if person else None,
+            "email": person.email if person else None,
+            "token_prefix": event.actor_token.prefix
+            if event.actor_token_id and event.actor_kind == ActorKind.TOKEN
+            else None,
+        }

@@ -1,13 +1,21 @@
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.openapi import error_responses, uuid_path_parameter
+from config.pagination import PAGINATION_PARAMETERS, paginated_response
 from projects.selectors import project_get_for
-from workspaces.api.serializers import WorkspaceCreateInputSerializer, WorkspaceSerializer
-from workspaces.selectors import workspace_get_for
-from workspaces.services import Actor, workspace_create
+from workspaces import selectors, services
+from workspaces.api.serializers import (
+    WorkspaceCreateInputSerializer,
+    WorkspaceEventSerializer,
+    WorkspaceSerializer,
+    StatusChangeSerializer,
+    WorkspaceUpdateInputSerializer,
+)
+from workspaces.models import WorkspaceStatus
+from workspaces.services import Actor
 
 EXAMPLE_HARDWARE = {
     "cpu_kind": "shared",
@@ -16,9 +24,68 @@ EXAMPLE_HARDWARE = {
     "volume_size_gb": 10,
     "gpu_kind": None,
 }
+EXAMPLE_WORKSPACE = {
+    "id": "b2c3d4e5-6789-01ab-cdef-234567890abc",
+    "project_id": "a1b2c3d4-5678-90ab-cdef-1234567890ab",
+    "status": "creating",
+    "hardware": EXAMPLE_HARDWARE,
+    "keep_active": False,
+    "machine_id": None,
+    "private_ip": None,
+    "git_ref": None,
+    "preview_token": "ptk_abc123",
+    "error_message": None,
+    "created_at": "2025-01-15T10:30:00Z",
+    "updated_at": "2025-01-15T10:30:00Z",
+}
+WORKSPACE_ID = uuid_path_parameter("id", "Workspace ID (UUID).")
+PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
+
+
+def workspace_list_serializer(name):
+    return inline_serializer(name, {"workspaces": WorkspaceSerializer(many=True)})
+
+
+class WorkspaceListView(APIView):
+    @extend_schema(
+        operation_id="workspaces_list",
+        summary="List your workspaces",
+        description="All workspaces in the projects you can see, oldest first.",
+        tags=["Workspaces"],
+        parameters=[
+            OpenApiParameter(
+                "status", str, enum=WorkspaceStatus.values, description="Only workspaces in this status."
+            ),
+            OpenApiParameter(
+                "project_id", {"type": "string", "format": "uuid"}, description="Only this project's."
+            ),
+            *PAGINATION_PARAMETERS,
+        ],
+        responses={200: workspace_list_serializer("WorkspaceList"), **error_responses(400, 401)},
+    )
+    def get(self, request):
+        workspaces = selectors.workspace_list(
+            user=request.user,
+            status=request.query_params.get("status"),
+            project_id=request.query_params.get("project_id"),
+        )
+        return paginated_response(request, workspaces, WorkspaceSerializer, "workspaces")
 
 
 class ProjectWorkspacesView(APIView):
+    @extend_schema(
+        operation_id="project_workspaces_list",
+        summary="List a project's workspaces",
+        tags=["Workspaces"],
+        parameters=[PROJECT_ID, *PAGINATION_PARAMETERS],
+        responses={200: workspace_list_serializer("ProjectWorkspaceList"), **error_responses(400, 401, 404)},
+    )
+    def get(self, request, id):
+        project = project_get_for(user=request.user, project_id=id)
+        return paginated_response(
+            request, selectors.project_workspaces(project=project), WorkspaceSerializer, "workspaces"
+        )
+
     @extend_schema(
         operation_id="workspaces_create",
         summary="Create Workspace",
@@ -29,39 +96,21 @@ class ProjectWorkspacesView(APIView):
             "(with `error_message`)."
         ),
         tags=["Workspaces"],
-        parameters=[uuid_path_parameter("id", "Project ID (UUID).")],
+        parameters=[PROJECT_ID],
         request=WorkspaceCreateInputSerializer,
         responses={201: WorkspaceSerializer, **error_responses(400, 401, 403, 404, 415)},
         examples=[
             OpenApiExample(
                 "Request", value={"hardware": EXAMPLE_HARDWARE, "keep_active": False}, request_only=True
             ),
-            OpenApiExample(
-                "Created",
-                response_only=True,
-                status_codes=["201"],
-                value={
-                    "id": "b2c3d4e5-6789-01ab-cdef-234567890abc",
-                    "project_id": "a1b2c3d4-5678-90ab-cdef-1234567890ab",
-                    "status": "creating",
-                    "hardware": EXAMPLE_HARDWARE,
-                    "keep_active": False,
-                    "machine_id": None,
-                    "private_ip": None,
-                    "git_ref": None,
-                    "preview_token": "ptk_abc123",
-                    "error_message": None,
-                    "created_at": "2025-01-15T10:30:00Z",
-                    "updated_at": "2025-01-15T10:30:00Z",
-                },
-            ),
+            OpenApiExample("Created", response_only=True, status_codes=["201"], value=EXAMPLE_WORKSPACE),
         ],
     )
     def post(self, request, id):
         project = project_get_for(user=request.user, project_id=id, action="create_workspace")
         serializer = WorkspaceCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        workspace = workspace_create(
+        workspace = services.workspace_create(
             project=project,
             user=request.user,
             hardware=serializer.validated_data.get("hardware"),
@@ -80,8 +129,94 @@ class WorkspaceDetailView(APIView):
         operation_id="workspaces_retrieve",
         summary="Get a workspace",
         tags=["Workspaces"],
-        parameters=[uuid_path_parameter("id", "Workspace ID (UUID).")],
+        parameters=[WORKSPACE_ID],
         responses={200: WorkspaceSerializer, **error_responses(401, 404)},
     )
     def get(self, request, id):
-        return Response(WorkspaceSerializer(workspace_get_for(user=request.user, workspace_id=id)).data)
+        return Response(
+            WorkspaceSerializer(selectors.workspace_get_for(user=request.user, workspace_id=id)).data
+        )
+
+    @extend_schema(
+        operation_id="workspaces_partial_update",
+        summary="Change a workspace",
+        description="Only `keep_active` can be changed. Counts as activity for idle auto-stop.",
+        tags=["Workspaces"],
+        parameters=[WORKSPACE_ID],
+        request=WorkspaceUpdateInputSerializer,
+        responses={200: WorkspaceSerializer, **error_responses(400, 401, 403, 404, 415)},
+    )
+    def patch(self, request, id):
+        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
+        serializer = WorkspaceUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        workspace = services.workspace_update(
+            workspace=workspace, actor=Actor.for_request(request), **serializer.validated_data
+        )
+        return Response(WorkspaceSerializer(workspace).data)
+
+    @extend_schema(
+        operation_id="workspaces_destroy",
+        summary="Delete a workspace",
+        description="The workspace is gone from the API at once; its machine and volume are destroyed in the background.",
+        tags=["Workspaces"],
+        parameters=[WORKSPACE_ID],
+        responses={204: None, **error_responses(401, 403, 404)},
+    )
+    def delete(self, request, id):
+        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
+        services.workspace_delete(workspace=workspace, actor=Actor.for_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WorkspaceStartView(APIView):
+    @extend_schema(
+        operation_id="workspaces_start",
+        summary="Start a workspace",
+        description="Starts a `stopped` workspace, or retries one in `error`. It moves to `starting`, then `running`.",
+        tags=["Workspaces"],
+        parameters=[WORKSPACE_ID],
+        request=None,
+        responses={200: StatusChangeSerializer, **error_responses(400, 401, 403, 404)},
+        examples=[OpenApiExample("Starting", value={"status": "starting"}, response_only=True)],
+    )
+    def post(self, request, id):
+        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
+        workspace = services.workspace_start(workspace=workspace, actor=Actor.for_request(request))
+        return Response({"status": workspace.status})
+
+
+class WorkspaceStopView(APIView):
+    @extend_schema(
+        operation_id="workspaces_stop",
+        summary="Stop a workspace",
+        description="Stops a `running` workspace (or retries a `stop_failed` one); its volume survives.",
+        tags=["Workspaces"],
+        parameters=[WORKSPACE_ID],
+        request=None,
+        responses={200: StatusChangeSerializer, **error_responses(400, 401, 403, 404)},
+        examples=[OpenApiExample("Stopping", value={"status": "stopping"}, response_only=True)],
+    )
+    def post(self, request, id):
+        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
+        workspace = services.workspace_stop(workspace=workspace, actor=Actor.for_request(request))
+        return Response({"status": workspace.status})
+
+
+class WorkspaceEventsView(APIView):
+    @extend_schema(
+        operation_id="workspaces_events_list",
+        summary="A workspace's timeline",
+        description="Every status change, step and error, oldest first, with who or what acted.",
+        tags=["Workspaces"],
+        parameters=[WORKSPACE_ID, *PAGINATION_PARAMETERS],
+        responses={
+            200: inline_serializer("WorkspaceEventList", {"events": WorkspaceEventSerializer(many=True)}),
+            **error_responses(400, 401, 404),
+        },
+    )
+    def get(self, request, id):
+        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id)
+        return paginated_response(
+            request, selectors.workspace_events(workspace=workspace), WorkspaceEventSerializer, "events"
+        )
