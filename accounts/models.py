@@ -116,3 +116,54 @@ class ApiToken(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+
+class UserQuota(models.Model):
+    """An operator's override of a user's limits. A blank limit means the deployment's default
+    (``WORKSPACE_QUOTA_DEFAULTS``)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota")
+    max_workspaces = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Live (not deleted) workspaces."
+    )
+    max_vcpus = models.PositiveIntegerField(null=True, blank=True, help_text="CPUs over all live workspaces.")
+    max_memory_mb = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Memory over all live workspaces."
+    )
+    max_volume_gb = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Volume size over all live workspaces."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"Quota of {self.user_id}"
+
+
+class IdempotencyKey(models.Model):
+    """A request made with an ``Idempotency-Key`` header, and the response it got, for 24 hours.
+
+    The same key with the same request returns the stored response again; with another request it
+    is a 422; while the first is still running, a 409. Keys belong to one user.
+    """
+
+    class State(models.TextChoices):
+        IN_FLIGHT = "in_flight"
+        DONE = "done"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_FLIGHT)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self):
+        return f"{self.key} ({self.state})"

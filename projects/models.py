@@ -30,11 +30,19 @@ class Project(models.Model):
     default_branch = models.CharField(max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Deleted through the API; kept for the records of its workspaces."
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["owner", "name"], name="project_name_unique_per_owner")
+            # Unique among live projects only: a deleted project's name can be used again.
+            models.UniqueConstraint(
+                fields=["owner", "name"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="project_name_unique_per_owner",
+            )
         ]
 
     def __str__(self):

@@ -21,11 +21,15 @@ ACTIONS = {
 
 
 def projects_visible_to(user: User) -> QuerySet[Project]:
-    """Projects the user owns or is a member of, each annotated with ``role``."""
+    """Live projects the user owns or is a member of, each annotated with ``member_role``."""
     memberships = Membership.objects.filter(project=OuterRef("pk"), user=user)
-    return Project.objects.annotate(
-        member_role=Subquery(memberships.values("role")[:1]),
-    ).filter(Q(owner=user) | Exists(memberships))
+    return (
+        Project.objects.filter(deleted_at__isnull=True)
+        .annotate(
+            member_role=Subquery(memberships.values("role")[:1]),
+        )
+        .filter(Q(owner=user) | Exists(memberships))
+    )
 
 
 def parse_uuid(value: str, *, what: str) -> uuid.UUID:

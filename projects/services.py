@@ -26,6 +26,6 @@ def project_create(
             )
     except IntegrityError:
         # The unique constraint, not a prior SELECT, decides: two concurrent creates cannot both win.
-        if Project.objects.filter(owner=owner, name=name).exists():
+        if Project.objects.filter(owner=owner, name=name, deleted_at__isnull=True).exists():
             raise Conflict(f"You already have a project named {name!r}.", code="project_name_taken") from None
         raise
