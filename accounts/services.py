@@ -9,6 +9,8 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import ApiToken, User, UserSettings
+from workspaces.hardware import FIELDS as HARDWARE_FIELDS
+from workspaces.hardware import Hardware
 
 
 @transaction.atomic
@@ -29,6 +31,24 @@ def user_settings_get(*, user: User) -> UserSettings:
             user=user, defaults=settings.WORKSPACE_DEFAULT_HARDWARE
         )
         return user_settings
+
+
+@transaction.atomic
+def user_settings_update(*, user: User, hardware: Hardware) -> UserSettings:
+    """Make ``hardware`` the user's default for new workspaces, if workspace creation would accept it.
+
+    Checked by exactly the rules of creation (the catalogue, then the driver), with fields named
+    ``default_hardware.<field>``; on a problem, ``ValidationFailed`` is raised and nothing is stored.
+    """
+    # Imported here: workspaces.services imports this module (workspaces depend on accounts, not back).
+    from workspaces.services import workspace_hardware_check
+
+    workspace_hardware_check(hardware=hardware, prefix="default_hardware")
+    user_settings = user_settings_get(user=user)
+    for field in HARDWARE_FIELDS:
+        setattr(user_settings, field, getattr(hardware, field))
+    user_settings.save(update_fields=[*HARDWARE_FIELDS, "updated_at"])
+    return user_settings
 
 
 @dataclass(frozen=True)

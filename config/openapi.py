@@ -6,6 +6,15 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 
 
+class QuotaDetailSerializer(serializers.Serializer):
+    limit = serializers.CharField(
+        help_text="`max_workspaces`, `max_vcpus`, `max_memory_mb` or `max_volume_gb`."
+    )
+    current = serializers.IntegerField(help_text="In use now.")
+    requested = serializers.IntegerField(help_text="What this request would add.")
+    maximum = serializers.IntegerField(help_text="The limit.")
+
+
 class ErrorDetailSerializer(serializers.Serializer):
     field = serializers.CharField(
         allow_null=True, help_text="Dotted path of the offending field, e.g. `hardware.memory_mb`."
@@ -18,6 +27,9 @@ class ErrorDetailSerializer(serializers.Serializer):
         required=False,
         help_text="What would have been valid: `{min, max, step}` or `{choices: [...]}`.",
     )
+    quota = QuotaDetailSerializer(
+        required=False, help_text="Present on `quota_exceeded`: which limit, and by how much."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -29,10 +41,12 @@ class ErrorSerializer(serializers.Serializer):
 _DESCRIPTIONS = {
     400: "Invalid request: the body is not valid JSON, has an unknown field, a wrong type, or breaks a rule.",
     401: "Missing or invalid token (`not_authenticated`, `invalid_token`); carries `WWW-Authenticate: Bearer`.",
-    403: "Visible, but not allowed (e.g. a read-only project member).",
+    403: "Visible, but not allowed: a read-only project member, or a quota (`quota_exceeded`).",
     404: "Does not exist, is not visible to you, or the id is not a UUID.",
-    409: "Conflicts with existing state.",
+    409: "Conflicts with existing state, or a request with the same Idempotency-Key is still running.",
     415: "The body is not `application/json`.",
+    422: "The Idempotency-Key was already used with a different request (`idempotency_key_reused`).",
+    429: "Too many requests (`rate_limited`); retry after the `Retry-After` header's seconds.",
 }
 
 

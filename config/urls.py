@@ -9,6 +9,7 @@ from config.errors import not_found_view, server_error_view
 urlpatterns = [
     path("", include("projects.api.urls")),
     path("", include("workspaces.api.urls")),
+    path("", include("accounts.api.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema-json"),
     path("openapi.yaml", SpectacularAPIView.as_view(), name="schema-yaml"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema-json"), name="docs"),

@@ -22,6 +22,7 @@ from projects.models import Project
 from workspaces import hardware as hw
 from workspaces.drivers import DriverError, MachineSpec, get_driver
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
+from workspaces.quotas import quota_check
 
 logger = logging.getLogger(__name__)
 S = WorkspaceStatus
@@ -75,6 +76,14 @@ def _under(problem: hw.Problem, prefix: str) -> hw.Problem:
     return replace(problem, field=f"{prefix}{dot}{rest}")
 
 
+def workspace_plan(*, user: User, hardware: dict[str, Any] | None) -> hw.Hardware:
+    """Everything a create checks, without creating anything (``?dry_run=true``): the merged
+    hardware, its rules, and the user's quota. Returns the hardware that would be used."""
+    resolved = workspace_hardware_resolve(user=user, requested=hardware)
+    quota_check(user=user, adding=resolved)
+    return resolved
+
+
 def workspace_create(
     *, project: Project, user: User, hardware: dict[str, Any] | None, keep_active: bool, actor: Actor
 ) -> Workspace:
@@ -84,6 +93,10 @@ def workspace_create(
 
     resolved = workspace_hardware_resolve(user=user, requested=hardware)
     with transaction.atomic():
+        # One create per user at a time past this line, so two concurrent creates cannot both
+        # squeeze into the last slot of a quota (PostgreSQL row lock; SQLite serializes writers).
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        quota_check(user=user, adding=resolved)
         workspace = Workspace.objects.create(
             project=project,
             created_by=user,

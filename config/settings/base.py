@@ -106,12 +106,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: form parsers make generated clients fail, and any other body is a 415.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.UserRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",  # as in the seed: 2025-01-15T10:30:00Z
 }
+
+# Requests per user (DRF rate syntax). "workspace_create" applies to creates on top of "user".
+API_RATE_LIMITS = env.json(
+    "API_RATE_LIMITS", default={"user": "1200/minute", "workspace_create": "60/minute"}
+)
+# The cache counts rate limits: per process by default; point it at Redis for several web processes.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # Lists return every result up to this many; `limit` may ask for fewer, never more.
 API_LIST_MAX_LIMIT = env.int("API_LIST_MAX_LIMIT", default=1000)
@@ -166,6 +174,11 @@ WORKSPACE_DEFAULT_HARDWARE = {
     "volume_size_gb": 10,
     "gpu_kind": None,
 }
+# Per-user limits over all live workspaces; operators can override them per user in the admin.
+WORKSPACE_QUOTA_DEFAULTS = env.json(
+    "WORKSPACE_QUOTA_DEFAULTS",
+    default={"max_workspaces": 20, "max_vcpus": 32, "max_memory_mb": 65536, "max_volume_gb": 1000},
+)
 # How long a booting machine may take to answer before provisioning fails.
 WORKSPACE_START_TIMEOUT_SECONDS = env.float("WORKSPACE_START_TIMEOUT_SECONDS", default=120)
 # Which URL schemes a project's repo_url may use. `file` is off by default: with the local driver it

@@ -72,6 +72,13 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         return workspace.hardware.as_dict()
 
 
+class WorkspacePlanSerializer(serializers.Serializer):
+    """What a create would make (``dry_run=true``)."""
+
+    hardware = HardwareSerializer()
+    keep_active = serializers.BooleanField()
+
+
 class WorkspaceUpdateInputSerializer(StrictSerializer):
     keep_active = StrictBooleanField(
         required=False, help_text="Whether the workspace should stay running when idle."

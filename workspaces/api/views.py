@@ -1,17 +1,27 @@
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import ValidationFailed
+from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.openapi import error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
+from config.throttling import CreateRateThrottle, UserRateThrottle
 from projects.selectors import project_get_for
 from workspaces import selectors, services
 from workspaces.api.serializers import (
+    StatusChangeSerializer,
     WorkspaceCreateInputSerializer,
     WorkspaceEventSerializer,
+    WorkspacePlanSerializer,
     WorkspaceSerializer,
-    StatusChangeSerializer,
     WorkspaceUpdateInputSerializer,
 )
 from workspaces.models import WorkspaceStatus
@@ -40,6 +50,30 @@ EXAMPLE_WORKSPACE = {
 }
 WORKSPACE_ID = uuid_path_parameter("id", "Workspace ID (UUID).")
 PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
+DRY_RUN_PARAMETER = OpenApiParameter(
+    "dry_run",
+    bool,
+    description="`true`: run every check (access, hardware, quota) and create nothing; answers 200 with the "
+    "hardware that would be used.",
+)
+
+
+def parse_dry_run(request) -> bool:
+    value = request.query_params.get("dry_run")
+    if value in (None, "false"):
+        return False
+    if value == "true":
+        return True
+    raise ValidationFailed.from_details(
+        [
+            {
+                "field": "dry_run",
+                "code": "invalid_type",
+                "message": f"dry_run must be true or false; got {value!r}.",
+                "allowed": {"choices": ["true", "false"]},
+            }
+        ]
+    )
 
 
 def workspace_list_serializer(name):
@@ -73,6 +107,8 @@ class WorkspaceListView(APIView):
 
 
 class ProjectWorkspacesView(APIView):
+    throttle_classes = [UserRateThrottle, CreateRateThrottle]
+
     @extend_schema(
         operation_id="project_workspaces_list",
         summary="List a project's workspaces",
@@ -96,9 +132,15 @@ class ProjectWorkspacesView(APIView):
             "(with `error_message`)."
         ),
         tags=["Workspaces"],
-        parameters=[PROJECT_ID],
+        parameters=[PROJECT_ID, DRY_RUN_PARAMETER, IDEMPOTENCY_PARAMETER],
         request=WorkspaceCreateInputSerializer,
-        responses={201: WorkspaceSerializer, **error_responses(400, 401, 403, 404, 415)},
+        responses={
+            201: WorkspaceSerializer,
+            200: OpenApiResponse(
+                WorkspacePlanSerializer, description="`dry_run=true`: what would be created."
+            ),
+            **error_responses(400, 401, 403, 404, 409, 415, 422, 429),
+        },
         examples=[
             OpenApiExample(
                 "Request", value={"hardware": EXAMPLE_HARDWARE, "keep_active": False}, request_only=True
@@ -106,10 +148,18 @@ class ProjectWorkspacesView(APIView):
             OpenApiExample("Created", response_only=True, status_codes=["201"], value=EXAMPLE_WORKSPACE),
         ],
     )
+    @idempotent
     def post(self, request, id):
         project = project_get_for(user=request.user, project_id=id, action="create_workspace")
         serializer = WorkspaceCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if parse_dry_run(request):
+            hardware = services.workspace_plan(
+                user=request.user, hardware=serializer.validated_data.get("hardware")
+            )
+            return Response(
+                {"hardware": hardware.as_dict(), "keep_active": serializer.validated_data["keep_active"]}
+            )
         workspace = services.workspace_create(
             project=project,
             user=request.user,
@@ -175,11 +225,12 @@ class WorkspaceStartView(APIView):
         summary="Start a workspace",
         description="Starts a `stopped` workspace, or retries one in `error`. It moves to `starting`, then `running`.",
         tags=["Workspaces"],
-        parameters=[WORKSPACE_ID],
         request=None,
-        responses={200: StatusChangeSerializer, **error_responses(400, 401, 403, 404)},
+        parameters=[WORKSPACE_ID, IDEMPOTENCY_PARAMETER],
+        responses={200: StatusChangeSerializer, **error_responses(400, 401, 403, 404, 409, 422, 429)},
         examples=[OpenApiExample("Starting", value={"status": "starting"}, response_only=True)],
     )
+    @idempotent
     def post(self, request, id):
         workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
         workspace = services.workspace_start(workspace=workspace, actor=Actor.for_request(request))
@@ -192,11 +243,12 @@ class WorkspaceStopView(APIView):
         summary="Stop a workspace",
         description="Stops a `running` workspace (or retries a `stop_failed` one); its volume survives.",
         tags=["Workspaces"],
-        parameters=[WORKSPACE_ID],
         request=None,
-        responses={200: StatusChangeSerializer, **error_responses(400, 401, 403, 404)},
+        parameters=[WORKSPACE_ID, IDEMPOTENCY_PARAMETER],
+        responses={200: StatusChangeSerializer, **error_responses(400, 401, 403, 404, 409, 422, 429)},
         examples=[OpenApiExample("Stopping", value={"status": "stopping"}, response_only=True)],
     )
+    @idempotent
     def post(self, request, id):
         workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
         workspace = services.workspace_stop(workspace=workspace, actor=Actor.for_request(request))

@@ -1,0 +1,151 @@
+"""``Idempotency-Key`` for POST endpoints (API.md, ``POST /projects/{id}/workspaces``).
+
+The same key with the same request within 24 hours returns the first response again (same status
+and body, plus ``Idempotent-Replayed: true``) and does nothing; the same key with another request
+is a 422 ``idempotency_key_reused``; a second request while the first still runs is a 409
+``idempotency_key_in_flight``. Keys belong to one user.
+
+How it holds under concurrency and crashes: the key is claimed in its own committed transaction
+(the unique constraint decides who wins), then the view's work and the stored response commit
+together. If the process dies mid-request, that transaction rolls back, nothing was created, and
+after ``IN_FLIGHT_TIMEOUT`` the key may be used again. 5xx and 429 answers are not stored, so a
+retry can succeed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from functools import wraps
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.response import Response
+
+from accounts.models import IdempotencyKey
+from config.errors import ApiError, ValidationFailed
+
+HEADER = "Idempotency-Key"
+RETENTION = timedelta(hours=24)
+IN_FLIGHT_TIMEOUT = timedelta(minutes=5)
+REPLAYED_HEADERS = ("Location",)
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    HEADER,
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Any unique string up to 255 characters. Retrying with the same key and body within 24 hours "
+    "returns the first response instead of acting twice.",
+)
+
+
+class KeyReused(ApiError):
+    status_code = 422
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was used with a different request; use a new key for a new request."
+
+
+class KeyInFlight(ApiError):
+    status_code = 409
+    code = "idempotency_key_in_flight"
+    message = "A request with this Idempotency-Key is still being processed; retry in a moment."
+
+
+def idempotent(handler):
+    """Wrap an APIView POST handler. Requests without the header are untouched."""
+
+    @wraps(handler)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return handler(view, request, *args, **kwargs)
+        _check_key(key)
+        fingerprint = _fingerprint(request)
+        record = _claim(request.user, key, fingerprint)
+        if record.state == IdempotencyKey.State.DONE:
+            return _replay(record)
+        try:
+            with transaction.atomic():
+                try:
+                    response = handler(view, request, *args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - rendered like DRF would, so a 4xx is stored too
+                    response = view.handle_exception(exc)
+                if response.status_code >= 500 or response.status_code == 429:
+                    raise _Forget(response)
+                IdempotencyKey.objects.filter(pk=record.pk).update(
+                    state=IdempotencyKey.State.DONE,
+                    response_status=response.status_code,
+                    response_body=response.data,
+                    response_headers={h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)},
+                )
+            return response
+        except _Forget as forget:
+            IdempotencyKey.objects.filter(pk=record.pk).delete()
+            return forget.response
+        except BaseException:
+            IdempotencyKey.objects.filter(pk=record.pk).delete()
+            raise
+
+    return wrapper
+
+
+class _Forget(Exception):
+    """Roll the work back and release the key: the response is not one to replay."""
+
+    def __init__(self, response):
+        self.response = response
+
+
+def _check_key(key: str) -> None:
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise ValidationFailed.from_details(
+            [
+                {
+                    "field": HEADER,
+                    "code": "invalid_idempotency_key",
+                    "message": "Idempotency-Key must be 1 to 255 printable characters.",
+                }
+            ]
+        )
+
+
+def _fingerprint(request) -> str:
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+    material = f"{request.method}\n{request.path}\n{request.META.get('QUERY_STRING', '')}\n{body}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _claim(user, key: str, fingerprint: str) -> IdempotencyKey:
+    """The key's record: a fresh claim (in flight, ours), or a finished one to replay."""
+    now = timezone.now()
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                return IdempotencyKey.objects.create(user=user, key=key, request_fingerprint=fingerprint)
+        except IntegrityError:
+            pass
+        existing = IdempotencyKey.objects.filter(user=user, key=key).first()
+        if existing is None:
+            continue  # released between our insert and our read: try again
+        expired = existing.created_at < now - RETENTION
+        abandoned = (
+            existing.state == IdempotencyKey.State.IN_FLIGHT and existing.created_at < now - IN_FLIGHT_TIMEOUT
+        )
+        if expired or abandoned:
+            # Take it over only if nobody else did first.
+            IdempotencyKey.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+            continue
+        if existing.request_fingerprint != fingerprint:
+            raise KeyReused()
+        if existing.state == IdempotencyKey.State.IN_FLIGHT:
+            raise KeyInFlight()
+        return existing
+    raise KeyInFlight()
+
+
+def _replay(record: IdempotencyKey) -> Response:
+    headers = {**record.response_headers, "Idempotent-Replayed": "true"}
+    return Response(record.response_body, status=record.response_status, headers=headers)
