@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
-from accounts.models import ApiToken, User, UserSettings
+from accounts.models import ApiToken, User, UserQuota, UserSettings
 from accounts.services import api_token_create, api_token_revoke
 
 
@@ -10,6 +10,25 @@ class UserSettingsInline(admin.StackedInline):
     model = UserSettings
     can_delete = False
     verbose_name_plural = "default hardware"
+
+
+class UserQuotaInline(admin.StackedInline):
+    """Per-user limits; blank means the deployment's default. Shows what the user holds now."""
+
+    model = UserQuota
+    can_delete = True
+    verbose_name_plural = "quota overrides (blank: the deployment's default)"
+    readonly_fields = ["current_use"]
+    fields = ["max_workspaces", "max_vcpus", "max_memory_mb", "max_volume_gb", "current_use"]
+
+    @admin.display(description="in use now / limit")
+    def current_use(self, quota):
+        from workspaces.quotas import quota_limits, quota_usage
+
+        if quota is None or quota.user_id is None:
+            return "-"
+        usage, limits = quota_usage(quota.user), quota_limits(quota.user)
+        return ", ".join(f"{name.removeprefix('max_')}: {usage[name]} / {limits[name]}" for name in usage)
 
 
 class ApiTokenInline(admin.TabularInline):
@@ -53,7 +72,7 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": ["email", "usable_password", "password1", "password2"]})
     ]
-    inlines = [UserSettingsInline, ApiTokenInline]
+    inlines = [UserSettingsInline, UserQuotaInline, ApiTokenInline]
 
 
 @admin.register(ApiToken)

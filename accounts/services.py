@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -10,7 +11,7 @@ from django.utils import timezone
 from accounts import tokens
 from accounts.models import ApiToken, User, UserSettings
 from workspaces.hardware import FIELDS as HARDWARE_FIELDS
-from workspaces.hardware import Hardware
+from workspaces.hardware import Hardware, merge
 
 
 @transaction.atomic
@@ -34,19 +35,25 @@ def user_settings_get(*, user: User) -> UserSettings:
 
 
 @transaction.atomic
-def user_settings_update(*, user: User, hardware: Hardware) -> UserSettings:
-    """Make ``hardware`` the user's default for new workspaces, if workspace creation would accept it.
-
-    Checked by exactly the rules of creation (the catalogue, then the driver), with fields named
-    ``default_hardware.<field>``; on a problem, ``ValidationFailed`` is raised and nothing is stored.
+@transaction.atomic
+def user_settings_update(
+    *, user: User, hardware: dict[str, Any] | None = None, partial: dict[str, Any] | None = None
+) -> UserSettings:
+    """Set the user's default hardware: all of it (``hardware``, PUT) or some fields laid over the
+    current ones (``partial``, PATCH). The result is checked by exactly the rules of workspace
+    creation, with fields named ``default_hardware.<field>``; on a problem ``ValidationFailed`` is
+    raised and nothing is stored. The row is locked, so two concurrent PATCHes cannot lose a change.
     """
     # Imported here: workspaces.services imports this module (workspaces depend on accounts, not back).
     from workspaces.services import workspace_hardware_check
 
-    workspace_hardware_check(hardware=hardware, prefix="default_hardware")
-    user_settings = user_settings_get(user=user)
+    user_settings_get(user=user)  # make sure the row exists before locking it
+    user_settings = UserSettings.objects.select_for_update().get(user=user)
+    current = Hardware(**{field: getattr(user_settings, field) for field in HARDWARE_FIELDS})
+    merged = merge(current, partial) if hardware is None else Hardware(**{"gpu_kind": None, **hardware})
+    workspace_hardware_check(hardware=merged, prefix="default_hardware")
     for field in HARDWARE_FIELDS:
-        setattr(user_settings, field, getattr(hardware, field))
+        setattr(user_settings, field, getattr(merged, field))
     user_settings.save(update_fields=[*HARDWARE_FIELDS, "updated_at"])
     return user_settings
 

@@ -138,3 +138,35 @@ def test_projects_show_their_members(operator):
 def test_users_are_searchable_by_email(operator):
     UserFactory(email="findme@example.com")
     assert "findme@example.com" in operator.get("/admin/accounts/user/", {"q": "findme"}).content.decode()
+
+
+def test_deleted_workspaces_are_hidden_by_default_and_one_filter_away(operator):
+    from django.utils import timezone
+
+    live = make_workspace()
+    gone = make_workspace(deleted_at=timezone.now())
+    default = operator.get("/admin/workspaces/workspace/").content.decode()
+    assert str(live.id) in default and str(gone.id) not in default
+    deleted = operator.get("/admin/workspaces/workspace/", {"deleted": "yes"}).content.decode()
+    assert str(gone.id) in deleted and str(live.id) not in deleted
+
+
+def test_an_operator_sets_a_quota_override_and_sees_current_use(operator):
+    from django.test import override_settings
+
+    from accounts.models import UserQuota
+
+    owner = UserFactory(email="quota@example.com")
+    make_workspace(project=ProjectFactory(owner=owner))
+    UserQuota.objects.create(user=owner, max_workspaces=3)
+    with override_settings(
+        WORKSPACE_QUOTA_DEFAULTS={
+            "max_workspaces": 20,
+            "max_vcpus": 32,
+            "max_memory_mb": 65536,
+            "max_volume_gb": 1000,
+        }
+    ):
+        page = operator.get(f"/admin/accounts/user/{owner.pk}/change/").content.decode()
+    assert "workspaces: 1 / 3" in page
+    assert "vcpus: 2 / 32" in page

@@ -19,6 +19,32 @@ STATUS_COLOURS = {
 }
 
 
+class DeletedFilter(admin.SimpleListFilter):
+    """Deleted workspaces are gone from the API but kept here with their fate; hidden by default."""
+
+    title = "deleted"
+    parameter_name = "deleted"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Live"), ("yes", "Deleted"), ("all", "All")]
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": (self.value() or "no") == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or "no"
+        if value == "no":
+            return queryset.filter(deleted_at__isnull=True)
+        if value == "yes":
+            return queryset.filter(deleted_at__isnull=False)
+        return queryset
+
+
 class WorkspaceEventInline(admin.TabularInline):
     """The workspace's timeline, oldest first: who or what moved it, and why."""
 
@@ -56,7 +82,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "private_ip",
         "created_at",
     ]
-    list_filter = ["status", "driver", "cpu_kind", "created_at"]
+    list_filter = ["status", DeletedFilter, "driver", "cpu_kind", "created_at"]
     list_select_related = ["project", "created_by"]
     search_fields = ["machine_id", "project__name", "created_by__email"]
     date_hierarchy = "created_at"
@@ -76,6 +102,10 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "preview_token",
         "created_at",
         "updated_at",
+        "provisioned_at",
+        "last_activity_at",
+        "deleted_at",
+        "destroyed_at",
     ]
     fieldsets = [
         (None, {"fields": ["id", "project", "created_by", "status", "status_changed_at", "error_message"]}),
@@ -88,7 +118,19 @@ class WorkspaceAdmin(admin.ModelAdmin):
             "Provider",
             {"fields": ["driver", "machine_id", "volume_id", "private_ip", "git_ref", "preview_token"]},
         ),
-        ("Dates", {"fields": ["created_at", "updated_at"]}),
+        (
+            "Dates",
+            {
+                "fields": [
+                    "created_at",
+                    "updated_at",
+                    "provisioned_at",
+                    "last_activity_at",
+                    "deleted_at",
+                    "destroyed_at",
+                ]
+            },
+        ),
     ]
     inlines = [WorkspaceEventInline]
 

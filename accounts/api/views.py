@@ -1,6 +1,3 @@
-import uuid
-
-from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import status
 from rest_framework.response import Response
@@ -15,12 +12,10 @@ from accounts.api.serializers import (
     UserSettingsPartialInputSerializer,
     UserSettingsSerializer,
 )
-from accounts.models import ApiToken, User, UserSettings
+from accounts.selectors import token_get_for, tokens_of
 from accounts.services import api_token_create, api_token_revoke, user_settings_get, user_settings_update
-from config.errors import NotFound
 from config.openapi import error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
-from workspaces import hardware as hw
 
 EXAMPLE_SETTINGS = {
     "default_hardware": {
@@ -31,10 +26,6 @@ EXAMPLE_SETTINGS = {
         "gpu_kind": None,
     }
 }
-
-
-def _hardware_of(user_settings: UserSettings) -> hw.Hardware:
-    return hw.Hardware(**{field: getattr(user_settings, field) for field in hw.FIELDS})
 
 
 class UserSettingsView(APIView):
@@ -75,9 +66,9 @@ class UserSettingsView(APIView):
     def patch(self, request):
         serializer = UserSettingsPartialInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        current = _hardware_of(user_settings_get(user=request.user))
-        merged = hw.merge(current, serializer.validated_data.get("default_hardware"))
-        user_settings = user_settings_update(user=request.user, hardware=merged)
+        user_settings = user_settings_update(
+            user=request.user, partial=serializer.validated_data.get("default_hardware")
+        )
         return Response(UserSettingsSerializer(user_settings).data)
 
     @extend_schema(
@@ -93,8 +84,9 @@ class UserSettingsView(APIView):
     def put(self, request):
         serializer = UserSettingsInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        hardware = hw.Hardware(**serializer.validated_data["default_hardware"])
-        user_settings = user_settings_update(user=request.user, hardware=hardware)
+        user_settings = user_settings_update(
+            user=request.user, hardware=serializer.validated_data["default_hardware"]
+        )
         return Response(UserSettingsSerializer(user_settings).data)
 
 
@@ -113,23 +105,6 @@ class ProfileView(APIView):
 # --- API tokens ------------------------------------------------------------------------------------
 
 
-def _tokens_of(user: User) -> QuerySet[ApiToken]:
-    """The one scope of the token endpoints: the user's own tokens that are not revoked (expired
-    ones are listed, so that their owner can see and remove them), newest first."""
-    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).order_by("-created_at", "-id")
-
-
-def _token_get_for(user: User, token_id: str) -> ApiToken:
-    try:
-        pk = uuid.UUID(str(token_id))
-    except ValueError:
-        pk = None  # not a UUID: it names no token
-    token = _tokens_of(user).filter(pk=pk).first() if pk is not None else None
-    if token is None:
-        raise NotFound("Token not found.")
-    return token
-
-
 class ApiTokenListView(APIView):
     @extend_schema(
         operation_id="auth_tokens_list",
@@ -144,7 +119,7 @@ class ApiTokenListView(APIView):
         },
     )
     def get(self, request):
-        return paginated_response(request, _tokens_of(request.user), ApiTokenSerializer, "tokens")
+        return paginated_response(request, tokens_of(request.user), ApiTokenSerializer, "tokens")
 
     @extend_schema(
         operation_id="auth_tokens_create",
@@ -181,5 +156,5 @@ class ApiTokenDetailView(APIView):
         responses={204: None, **error_responses(401, 404)},
     )
     def delete(self, request, id):
-        api_token_revoke(token=_token_get_for(request.user, id))
+        api_token_revoke(token=token_get_for(user=request.user, token_id=id))
         return Response(status=status.HTTP_204_NO_CONTENT)

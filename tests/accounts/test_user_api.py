@@ -273,3 +273,38 @@ def test_a_form_body_is_415(api, user, method):
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
     assert stored(user) == DEFAULTS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_patches_do_not_lose_a_change():
+    import threading
+
+    from django.db import connection
+
+    from tests.conftest import Api
+    from tests.factories import UserFactory, make_token
+
+    user = UserFactory()
+    token = make_token(user)
+    barrier = threading.Barrier(2)
+    changes = [{"volume_size_gb": 77}, {"cpus": 1, "memory_mb": 1024}]
+
+    def patch(change):
+        try:
+            barrier.wait()
+            Api(token).client.patch(
+                "/user/settings",
+                {"default_hardware": change},
+                format="json",
+                HTTP_AUTHORIZATION=f"Bearer {token}",
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=patch, args=(change,)) for change in changes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    hardware = Api(token).get("/user/settings").json()["default_hardware"]
+    assert (hardware["volume_size_gb"], hardware["cpus"], hardware["memory_mb"]) == (77, 1, 1024)

@@ -1,0 +1,26 @@
+"""Reads for accounts, scoped to the caller in one place."""
+
+import uuid
+
+from django.db.models import QuerySet
+
+from accounts.models import ApiToken, User
+from config.errors import NotFound
+
+
+def tokens_of(user: User) -> QuerySet[ApiToken]:
+    """The user's tokens that are not revoked (expired ones are listed, so that their owner can see
+    and remove them), newest first."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).order_by("-created_at", "-id")
+
+
+def token_get_for(*, user: User, token_id: str) -> ApiToken:
+    """One of the user's live tokens; anything else (another user's, revoked, not a UUID) is a 404."""
+    try:
+        pk = uuid.UUID(str(token_id))
+    except ValueError:
+        raise NotFound("Token not found.") from None
+    token = tokens_of(user).filter(pk=pk).first()
+    if token is None:
+        raise NotFound("Token not found.")
+    return token
