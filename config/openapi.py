@@ -51,8 +51,13 @@ _DESCRIPTIONS = {
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """The error responses of an operation, in our error shape. Every authenticated operation is
+    rate limited, so one that can answer 401 can answer 429 too."""
+    if 401 in statuses:
+        statuses = (*statuses, 429)
     return {
-        status: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[status]) for status in statuses
+        status: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[status])
+        for status in sorted(set(statuses))
     }
 
 

@@ -17,6 +17,7 @@ ACTIONS = {
     "view": ({OWNER, Role.MEMBER, Role.VIEWER}, "see this project"),
     "create_workspace": ({OWNER, Role.MEMBER}, "create workspaces"),
     "manage_workspace": ({OWNER, Role.MEMBER}, "change workspaces"),
+    "manage_project": ({OWNER}, "change or delete the project or its members"),
 }
 
 

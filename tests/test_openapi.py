@@ -26,8 +26,12 @@ def test_the_create_endpoint_documents_every_response_with_the_error_schema(sche
     for status in ["400", "401", "403", "404", "415"]:
         assert responses[status]["content"]["application/json"]["schema"] == ERROR_REF, status
     assert list(operation["requestBody"]["content"]) == ["application/json"]  # JSON only: no form parsers
-    (parameter,) = operation["parameters"]
-    assert parameter["schema"] == {"type": "string", "format": "uuid"}
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert parameters["id"]["schema"] == {"type": "string", "format": "uuid"}
+    assert parameters["dry_run"]["in"] == "query"
+    assert parameters["Idempotency-Key"]["in"] == "header"
+    for status in ["409", "422", "429"]:
+        assert responses[status]["content"]["application/json"]["schema"] == ERROR_REF, status
 
 
 def test_bearer_security_scheme(schema):

@@ -1,9 +1,11 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from config.serializers import StrictCharField, StrictSerializer
-from projects.models import Project
+from projects.models import OWNER, Project, Role
 from projects.validators import validate_branch, validate_repo_url
 
 
@@ -42,8 +44,88 @@ class ProjectCreateInputSerializer(StrictSerializer):
     )
 
 
+class ProjectUpdateInputSerializer(ProjectCreateInputSerializer):
+    """Any of a project's fields, with the rules of creation; a field left out stays as it is."""
+
+    # Used with ``partial=True``: no field is required and no default applies, so only what the
+    # request names is changed. Same fields and validators as creation, by inheritance.
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["id", "name", "description", "repo_url", "default_branch", "created_at", "updated_at"]
         read_only_fields = fields
+
+
+class _NamedEnum:
+    """A string field whose values the schema shows as the enum component ``enum_name``.
+
+    Named here because drf-spectacular names enums after the field (``RoleEnum``), and the two sets
+    of roles below (what a member can be; what anyone in a project is) would collide under it."""
+
+    enum_name: str
+    enum_values: list[str]
+    enum_description: str
+
+
+class _NamedEnumExtension(OpenApiSerializerFieldExtension):
+    target_class = _NamedEnum
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        schema = {"type": "string", "enum": field.enum_values, "description": field.enum_description}
+        component = ResolvedComponent(
+            name=field.enum_name, type=ResolvedComponent.SCHEMA, object=field.enum_name, schema=schema
+        )
+        auto_schema.registry.register_on_missing(component)
+        return component.ref
+
+
+class RoleInputField(_NamedEnum, StrictCharField):
+    """A member's role. The services check it (``invalid_choice``, with the choices in ``allowed``,
+    which only they can put in the error's details); here it only has to be a string."""
+
+    enum_name = "MemberRole"
+    enum_values = list(Role.values)
+    enum_description = "`member` may create and manage workspaces; `viewer` may only look."
+
+    def __init__(self, **kwargs):
+        # Taken as sent: "" and " member " are not roles, and get the same answer as any other wrong one.
+        super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
+
+
+class ProjectRoleField(_NamedEnum, serializers.ChoiceField):
+    enum_name = "ProjectRole"
+    enum_values = [OWNER, *Role.values]
+    enum_description = (
+        "`owner` may do everything; `member` may create and manage workspaces; `viewer` may only look."
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=self.enum_values, **kwargs)
+
+
+class MemberCreateInputSerializer(StrictSerializer):
+    """Who to add (an existing user, by email address in any case) and with which role."""
+
+    email = StrictCharField(max_length=254, help_text="The email address of an existing user.")
+    role = RoleInputField(
+        required=False, default=Role.MEMBER, help_text="`member` (the default) or `viewer`."
+    )
+
+
+class MemberUpdateInputSerializer(StrictSerializer):
+    """A member's new role; left out, nothing changes."""
+
+    role = RoleInputField(required=False, help_text="`member` or `viewer`.")
+
+
+class MemberSerializer(serializers.Serializer):
+    """A person in a project: its owner (role `owner`, since the project's creation) or a member."""
+
+    user_id = serializers.UUIDField(source="user.id")
+    email = serializers.EmailField(source="user.email")
+    role = ProjectRoleField()
+    created_at = serializers.DateTimeField(help_text="When they joined the project.")

@@ -175,3 +175,13 @@ def test_limits_are_per_user(api, api_for, fresh_counts):
         api.get("/workspaces")
     assert api.get("/workspaces").status_code == 429
     assert api_for(UserFactory()).get("/workspaces").status_code == 200
+
+
+def test_project_creation_is_idempotent(api):
+    from projects.models import Project
+
+    first = api.post("/projects", {"name": "once"}, headers={"HTTP_IDEMPOTENCY_KEY": "p-1"})
+    again = api.post("/projects", {"name": "once"}, headers={"HTTP_IDEMPOTENCY_KEY": "p-1"})
+    assert first.status_code == again.status_code == 201  # not a 409 for the duplicate name
+    assert again.json() == first.json()
+    assert Project.objects.count() == 1
