@@ -38,7 +38,9 @@ class BearerTokenAuthentication(BaseAuthentication):
         key = tokens.parse_key(credentials)
         if key is None:
             raise InvalidToken("The token is malformed.")
-        token = ApiToken.objects.select_related("user", "user__settings").filter(key=key).first()
+        token = (
+            ApiToken.objects.select_related("user", "user__settings", "user__quota").filter(key=key).first()
+        )
         if token is None or not tokens.matches(credentials, token.digest):
             raise InvalidToken("The token is not valid.")
         if token.revoked_at is not None:

@@ -24,6 +24,8 @@ DEMO_EMAIL = "demo@example.com"
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    # Machines send their heartbeats to this server, wherever HOST and PORT put it.
+    os.environ.setdefault("WORKSPACE_HEARTBEAT_BASE_URL", f"http://{HOST}:{PORT}")
     import django
 
     django.setup()
@@ -37,8 +39,11 @@ def main() -> int:
     token, password, project = _demo(settings)
 
     python = sys.executable
+    # --beat: the worker also runs the periodic tasks (idle auto-stop); one process, fine for one host.
     worker = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-        [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2"], cwd=ROOT
+        [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2"]
+        + ["--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
+        cwd=ROOT,
     )
     web = subprocess.Popen(  # noqa: S603
         [python, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT
@@ -117,7 +122,7 @@ def _print_instructions(settings, token, password, project):
     print(
         f"""
 ================================================================================
- Running: web on {base}, one Celery worker, driver '{settings.WORKSPACE_DRIVER}'.
+ Running: web on {base}, one Celery worker with beat, driver '{settings.WORKSPACE_DRIVER}'.
 
  Create a workspace in the demo project:
 

@@ -32,7 +32,10 @@ class QuotaExceeded(ApiError):
 
 def quota_limits(user: User) -> dict[str, int]:
     limits = dict(settings.WORKSPACE_QUOTA_DEFAULTS)
-    override = UserQuota.objects.filter(user=user).first()
+    try:
+        override = user.quota  # usually loaded with the token (select_related): no query
+    except UserQuota.DoesNotExist:
+        override = None
     if override is not None:
         limits.update(
             {name: getattr(override, name) for name in LIMITS if getattr(override, name) is not None}

@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, User
 from accounts.services import user_settings_get
-from config.errors import ApiError, ValidationFailed
+from config.errors import ApiError, NotFound, ValidationFailed
 from projects.models import Project
 from workspaces import hardware as hw
+from workspaces.agent_tokens import agent_token_for
 from workspaces.drivers import DriverError, MachineSpec, get_driver
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
 from workspaces.quotas import quota_check
@@ -96,6 +97,9 @@ def workspace_create(
         # One create per user at a time past this line, so two concurrent creates cannot both
         # squeeze into the last slot of a quota (PostgreSQL row lock; SQLite serializes writers).
         User.objects.select_for_update().filter(pk=user.pk).first()
+        # And the project must still be live: a concurrent project delete holds this row's lock.
+        if not Project.objects.select_for_update().filter(pk=project.pk, deleted_at__isnull=True).exists():
+            raise NotFound("Project not found.")
         quota_check(user=user, adding=resolved)
         workspace = Workspace.objects.create(
             project=project,
@@ -365,11 +369,19 @@ def workspace_gave_up(*, workspace_id: str, message: str, task_id: str = "") -> 
 
 
 def _machine_spec(workspace: Workspace) -> MachineSpec:
+    workspace_id = str(workspace.id)
+    heartbeat_url = f"{settings.WORKSPACE_HEARTBEAT_BASE_URL.rstrip('/')}/workspaces/{workspace_id}/heartbeat"
     return MachineSpec(
-        workspace_id=str(workspace.id),
+        workspace_id=workspace_id,
         hardware=workspace.hardware,
         repo_url=workspace.project.repo_url,
         branch=workspace.project.default_branch,
+        # What the machine's agent needs to report activity (idle auto-stop, workspaces/idle.py).
+        env={
+            "WORKSPACE_ID": workspace_id,
+            "WORKSPACE_AGENT_TOKEN": agent_token_for(workspace.id),
+            "WORKSPACE_HEARTBEAT_URL": heartbeat_url,
+        },
     )
 
 

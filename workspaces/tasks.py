@@ -42,3 +42,12 @@ def stop_workspace(self, workspace_id: str) -> None:
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def destroy_workspace(self, workspace_id: str) -> None:
     _run(self, services.workspace_destroy, workspace_id)
+
+
+@shared_task
+def stop_idle_workspaces() -> int:
+    """Periodic (``CELERY_BEAT_SCHEDULE``): stop running workspaces idle past the timeout. It looks
+    at rows, not messages, so a skipped or doubled run does no harm."""
+    from workspaces.idle import workspaces_stop_idle
+
+    return workspaces_stop_idle()

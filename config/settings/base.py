@@ -177,10 +177,17 @@ WORKSPACE_DEFAULT_HARDWARE = {
 # Per-user limits over all live workspaces; operators can override them per user in the admin.
 WORKSPACE_QUOTA_DEFAULTS = env.json(
     "WORKSPACE_QUOTA_DEFAULTS",
-    default={"max_workspaces": 20, "max_vcpus": 32, "max_memory_mb": 65536, "max_volume_gb": 1000},
+    # Room for at least the largest workspace of the default catalogue (16 performance CPUs, 128 GB).
+    default={"max_workspaces": 20, "max_vcpus": 32, "max_memory_mb": 131072, "max_volume_gb": 1000},
 )
 # How long a booting machine may take to answer before provisioning fails.
 WORKSPACE_START_TIMEOUT_SECONDS = env.float("WORKSPACE_START_TIMEOUT_SECONDS", default=120)
+# Idle auto-stop: a running workspace with keep_active false and no activity (a heartbeat from its
+# machine, or a start, stop or patch) for this long is stopped by the stop_idle_workspaces beat task.
+WORKSPACE_IDLE_TIMEOUT_SECONDS = env.int("WORKSPACE_IDLE_TIMEOUT_SECONDS", default=600)
+# Where machines send their heartbeats: this API's address as the machines see it. Each machine gets
+# <base>/workspaces/<id>/heartbeat as WORKSPACE_HEARTBEAT_URL, with its WORKSPACE_AGENT_TOKEN.
+WORKSPACE_HEARTBEAT_BASE_URL = env.str("WORKSPACE_HEARTBEAT_BASE_URL", default="http://127.0.0.1:8000")
 # Which URL schemes a project's repo_url may use. `file` is off by default: with the local driver it
 # would let a user copy any directory of the host into their workspace.
 PROJECT_REPO_URL_SCHEMES = env.list("PROJECT_REPO_URL_SCHEMES", default=["https", "http", "ssh", "git"])
@@ -226,6 +233,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = 600
 CELERY_TASK_TIME_LIMIT = 660
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
+# Periodic tasks, for `celery beat` (one beat per deployment; `make run` embeds it in its worker).
+# Each run expires after one interval: a backlog of them, queued while no worker ran, is dropped.
+WORKSPACE_IDLE_CHECK_INTERVAL_SECONDS = env.float("WORKSPACE_IDLE_CHECK_INTERVAL_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE = {
+    "stop-idle-workspaces": {
+        "task": "workspaces.tasks.stop_idle_workspaces",
+        "schedule": WORKSPACE_IDLE_CHECK_INTERVAL_SECONDS,
+        "options": {"expires": WORKSPACE_IDLE_CHECK_INTERVAL_SECONDS},
+    },
+}
 
 LOGGING = {
     "version": 1,

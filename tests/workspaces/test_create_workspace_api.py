@@ -260,7 +260,9 @@ def test_a_rejected_create_enqueues_nothing(api, project, django_capture_on_comm
 
 def test_the_create_endpoint_makes_a_bounded_number_of_queries(api, project, django_assert_max_num_queries):
     api.post(url(project))  # warm: the token's last_used_at is written at most once a minute
-    with django_assert_max_num_queries(7):
+    # token, project, user lock, project lock, quota use, workspace, event, and the transaction's
+    # bookkeeping: fixed, whatever the number of workspaces (issue 7 measures and trims it).
+    with django_assert_max_num_queries(9):
         assert api.post(url(project)).status_code == 201
 
 

@@ -16,13 +16,16 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from workspaces.drivers.base import DriverError, MachineSpec
 from workspaces.drivers.local import PROJECT_ROOT, LocalDriver
+from workspaces.drivers.local_agent import volume_fingerprint
 from workspaces.hardware import Hardware
 
 PORT = 18090
@@ -520,3 +523,196 @@ def test_from_settings_reads_the_local_driver_settings(tmp_path):
         34.0,
     )
     assert driver.name == "local"
+
+
+# --- Heartbeats (idle auto-stop) ---------------------------------------------------------------------
+
+# A port of this test run's own (LOCAL_DRIVER_AGENT_PORT is set per run), next to the one the
+# database-backed tests use, so that concurrent runs on one host do not meet.
+HEARTBEAT_AGENT_PORT = int(os.environ.get("LOCAL_DRIVER_AGENT_PORT", "18080")) + 1
+BEAT_INTERVAL = 0.2
+QUIET = 1.0  # five intervals with nothing to report
+
+
+@pytest.fixture
+def heartbeat_driver(root: Path):
+    driver = LocalDriver(root=root, port=HEARTBEAT_AGENT_PORT, start_timeout=DEADLINE, clone_timeout=60)
+    yield driver
+    for machine in driver.list_machines():
+        driver.destroy(machine.workspace_id)
+    leftovers = agent_pids(root)
+    for pid in leftovers:
+        os.killpg(pid, signal.SIGKILL)
+    assert not leftovers, f"agent processes survived the test: {leftovers}"
+
+
+@pytest.fixture
+def control_plane():
+    """A stand-in for the API on 127.0.0.1 that records every heartbeat POSTed to it."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(
+                {
+                    "path": self.path,
+                    "authorization": self.headers.get("Authorization"),
+                    "content_type": self.headers.get("Content-Type"),
+                    "body": body,
+                }
+            )
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.received = received
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def heartbeat_env(control_plane, workspace_id: str) -> dict[str, str]:
+    return {
+        "WORKSPACE_ID": workspace_id,
+        "WORKSPACE_HEARTBEAT_URL": f"{control_plane.url}/workspaces/{workspace_id}/heartbeat",
+        "WORKSPACE_AGENT_TOKEN": f"wsa_token-of-{workspace_id}",
+        "WORKSPACE_HEARTBEAT_INTERVAL_SECONDS": str(BEAT_INTERVAL),
+    }
+
+
+def use_preview(ip: str) -> int:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://{ip}:{HEARTBEAT_AGENT_PORT}/preview/", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:  # the agent serves no preview yet: a 404 is still use
+        return error.code
+
+
+def test_the_agent_sends_heartbeats_while_it_is_used_and_only_then(heartbeat_driver, control_plane, repo):
+    driver = heartbeat_driver
+    env = heartbeat_env(control_plane, "ws-beat")
+    machine = driver.wait_started(
+        driver.create(spec("ws-beat", repo_url=str(repo["path"]), env=env)).machine_id, timeout=DEADLINE
+    )
+    volume = driver.root / "volumes" / "ws-beat"
+    received = control_plane.received
+
+    # Running but unused: neither time passing nor health checks are activity.
+    for _ in range(3):
+        assert health(machine.private_ip, HEARTBEAT_AGENT_PORT)["workspace_id"] == "ws-beat"
+    time.sleep(QUIET)
+    assert received == []
+
+    # Someone opens the preview: one heartbeat, with the workspace's agent token.
+    assert use_preview(machine.private_ip) == 404
+    wait_until(lambda: received, "a heartbeat after a request")
+    assert received[0] == {
+        "path": "/workspaces/ws-beat/heartbeat",
+        "authorization": "Bearer wsa_token-of-ws-beat",
+        "content_type": "application/json",
+        "body": b"{}",
+    }
+    time.sleep(QUIET)
+    assert len(received) == 1  # one burst of use, one heartbeat
+
+    # Someone edits a file of the repository: a heartbeat.
+    (volume / "repo" / "README.md").write_text("edited\n")
+    wait_until(lambda: len(received) == 2, "a heartbeat after a file changed")
+
+    # git's own bookkeeping is not use.
+    (volume / "repo" / ".git" / "description").write_text("touched by an editor's git integration\n")
+    (volume / "repo" / ".git" / "index.lock").write_text("")
+    time.sleep(QUIET)
+    assert len(received) == 2
+
+    # Constant use: at most one heartbeat per interval.
+    started = time.monotonic()
+    while time.monotonic() - started < QUIET:
+        use_preview(machine.private_ip)
+        (volume / "scratch.txt").write_text(str(time.monotonic()))
+    elapsed = time.monotonic() - started
+    wait_until(lambda: len(received) >= 3, "heartbeats during constant use")
+    time.sleep(BEAT_INTERVAL * 2)
+    assert 3 <= len(received) <= 2 + elapsed / BEAT_INTERVAL + 2
+
+    log = (driver.root / "machines" / "ws-beat" / "agent.log").read_text()
+    assert f"heartbeats to {env['WORKSPACE_HEARTBEAT_URL']} at most every 0.2 s" in log
+    assert env["WORKSPACE_AGENT_TOKEN"] not in log
+
+
+def test_the_agent_environment_survives_a_stop_and_start(heartbeat_driver, control_plane):
+    driver = heartbeat_driver
+    machine = driver.create(spec("ws-again", env=heartbeat_env(control_plane, "ws-again")))
+    driver.wait_started(machine.machine_id, timeout=DEADLINE)
+    driver.stop(machine.machine_id)
+
+    driver.start(machine.machine_id)
+    started = driver.wait_started(machine.machine_id, timeout=DEADLINE)
+    use_preview(started.private_ip)
+
+    wait_until(lambda: control_plane.received, "a heartbeat from the restarted machine")
+    assert control_plane.received[0]["authorization"] == "Bearer wsa_token-of-ws-again"
+
+
+def test_without_a_heartbeat_url_the_agent_sends_nothing(heartbeat_driver, control_plane):
+    driver = heartbeat_driver
+    env = heartbeat_env(control_plane, "ws-quiet")
+    del env["WORKSPACE_HEARTBEAT_URL"]
+    machine = driver.wait_started(driver.create(spec("ws-quiet", env=env)).machine_id, timeout=DEADLINE)
+
+    use_preview(machine.private_ip)
+    time.sleep(QUIET)
+
+    assert control_plane.received == []
+    assert "heartbeats off" in (driver.root / "machines" / "ws-quiet" / "agent.log").read_text()
+
+
+def test_the_volume_fingerprint_sees_changes_skips_git_and_is_capped(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.py").write_text("print(1)\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    before = volume_fingerprint(tmp_path)
+    assert before[0] == 2  # src and src/main.py; .git is not looked at
+
+    (tmp_path / ".git" / "index").write_text("refreshed")
+    assert volume_fingerprint(tmp_path) == before
+
+    main = tmp_path / "src" / "main.py"
+    os.utime(main, ns=(main.stat().st_atime_ns, main.stat().st_mtime_ns + 1))
+    changed = volume_fingerprint(tmp_path)
+    assert changed != before and changed[0] == 2
+
+    main.unlink()
+    assert volume_fingerprint(tmp_path)[0] == 1
+
+    for n in range(50):
+        (tmp_path / f"file-{n}").write_text("")
+    assert volume_fingerprint(tmp_path, max_entries=10)[0] == 10
+
+
+def test_an_unreachable_control_plane_is_logged_and_the_machine_carries_on(heartbeat_driver):
+    driver = heartbeat_driver
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {
+        "WORKSPACE_HEARTBEAT_URL": f"http://127.0.0.1:{port}/workspaces/ws-lonely/heartbeat",
+        "WORKSPACE_AGENT_TOKEN": "wsa_lonely",
+        "WORKSPACE_HEARTBEAT_INTERVAL_SECONDS": str(BEAT_INTERVAL),
+    }
+    machine = driver.wait_started(driver.create(spec("ws-lonely", env=env)).machine_id, timeout=DEADLINE)
+    log = driver.root / "machines" / "ws-lonely" / "agent.log"
+
+    use_preview(machine.private_ip)
+
+    wait_until(lambda: "could not be reached" in log.read_text(), "the failed heartbeat in the log")
+    assert health(machine.private_ip, HEARTBEAT_AGENT_PORT)["status"] == "ok"
