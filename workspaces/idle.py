@@ -68,7 +68,7 @@ def workspaces_stop_idle(*, now: datetime | None = None) -> int:
     stopped = 0
     for workspace in list(idle):
         try:
-            workspace_stop(workspace=workspace, actor=SYSTEM, reason=reason)
+            workspace_stop(workspace=workspace, actor=SYSTEM, reason=reason, only_if_idle_since=cutoff)
         except InvalidState:
             logger.info("idle stop: workspace %s changed meanwhile; skipped", workspace.id)
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -169,13 +170,31 @@ def workspace_start(*, workspace: Workspace, actor: Actor) -> Workspace:
     return workspace
 
 
-def workspace_stop(*, workspace: Workspace, actor: Actor, reason: str = "Stop requested.") -> Workspace:
-    """``running`` (or ``stop_failed``) → ``stopping``; a worker stops the machine. The volume stays."""
+def workspace_stop(
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    reason: str = "Stop requested.",
+    only_if_idle_since: datetime | None = None,
+) -> Workspace:
+    """``running`` (or ``stop_failed``) → ``stopping``; a worker stops the machine. The volume stays.
+
+    ``only_if_idle_since`` (idle auto-stop): stop only if there has been no activity since then and
+    ``keep_active`` is still off, checked in the same UPDATE, so a heartbeat that lands after the
+    idle workspaces were selected still saves this one.
+    """
     from workspaces.tasks import stop_workspace
 
     _require_state(workspace, "stop")
     with transaction.atomic():
-        if not _transition(workspace, S.STOPPING, actor, message=reason, last_activity_at=timezone.now()):
+        guard = (
+            {}
+            if only_if_idle_since is None
+            else {"last_activity_at__lt": only_if_idle_since, "keep_active": False}
+        )
+        if not _transition(
+            workspace, S.STOPPING, actor, message=reason, guard=guard, last_activity_at=timezone.now()
+        ):
             _refresh_and_refuse(workspace, "stop")
         stop_workspace.delay_on_commit(str(workspace.id))
     return workspace
@@ -412,6 +431,7 @@ def _transition(
     task_id: str = "",
     kind: str = WorkspaceEvent.Kind.STATUS,
     error_message: str | None = None,
+    guard: dict[str, Any] | None = None,
     **fields: Any,
 ) -> bool:
     """Move ``workspace`` from the status it was loaded with to ``to``, if nobody moved it (or
@@ -425,7 +445,9 @@ def _transition(
         **fields,
     }
     with transaction.atomic():
-        if not Workspace.live.filter(pk=workspace.pk, status=workspace.status).update(**values):
+        if not Workspace.live.filter(pk=workspace.pk, status=workspace.status, **(guard or {})).update(
+            **values
+        ):
             return False
         from_status = workspace.status
         for name, value in values.items():

@@ -332,3 +332,34 @@ def test_a_local_machine_reports_use_to_the_api(
             break
         time.sleep(0.1)
     assert workspace.last_activity_at > long_ago
+
+
+def test_a_heartbeat_that_lands_after_the_selection_still_saves_the_workspace(
+    make_workspace, clock, monkeypatch
+):
+    """The idle query and each stop are separate statements; activity in between must win."""
+    workspace = make_workspace(idle_for=timedelta(hours=1))
+    real_stop = idle.workspace_stop
+
+    def heartbeat_then_stop(**kwargs):
+        idle.workspace_heartbeat(workspace_id=workspace.id)  # the machine reports activity just now
+        return real_stop(**kwargs)
+
+    monkeypatch.setattr(idle, "workspace_stop", heartbeat_then_stop)
+    assert workspaces_stop_idle() == 0
+    assert status_of(workspace) == S.RUNNING
+
+
+def test_turning_keep_active_on_after_the_selection_still_saves_the_workspace(
+    make_workspace, clock, monkeypatch
+):
+    workspace = make_workspace(idle_for=timedelta(hours=1))
+    real_stop = idle.workspace_stop
+
+    def keep_then_stop(**kwargs):
+        Workspace.objects.filter(pk=workspace.pk).update(keep_active=True)
+        return real_stop(**kwargs)
+
+    monkeypatch.setattr(idle, "workspace_stop", keep_then_stop)
+    assert workspaces_stop_idle() == 0
+    assert status_of(workspace) == S.RUNNING
