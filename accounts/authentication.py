@@ -12,6 +12,24 @@ class InvalidToken(exceptions.AuthenticationFailed):
     default_code = "invalid_token"
 
 
+def bearer_credentials(request, what: str = "token") -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None without the header. A header
+    that is there but is not a Bearer token is ``InvalidToken``, with a sentence saying why."""
+    header = get_authorization_header(request)
+    if not header:
+        return None
+    try:
+        scheme, _, credentials = header.decode("ascii").partition(" ")
+    except UnicodeDecodeError:
+        raise InvalidToken("The Authorization header is not valid ASCII.") from None
+    if scheme.lower() != "bearer":
+        raise InvalidToken(f"Use the Bearer scheme: 'Authorization: Bearer <{what}>'.")
+    credentials = credentials.strip()
+    if not credentials:
+        raise InvalidToken("The Authorization header has no token after 'Bearer'.")
+    return credentials
+
+
 class BearerTokenAuthentication(BaseAuthentication):
     """Authenticates a request by one of the user's API tokens.
 
@@ -23,18 +41,9 @@ class BearerTokenAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = get_authorization_header(request)
-        if not header:
+        credentials = bearer_credentials(request)
+        if credentials is None:
             return None
-        try:
-            scheme, _, credentials = header.decode("ascii").partition(" ")
-        except UnicodeDecodeError:
-            raise InvalidToken("The Authorization header is not valid ASCII.") from None
-        if scheme.lower() != "bearer":
-            raise InvalidToken("Use the Bearer scheme: 'Authorization: Bearer <token>'.")
-        credentials = credentials.strip()
-        if not credentials:
-            raise InvalidToken("The Authorization header has no token after 'Bearer'.")
         key = tokens.parse_key(credentials)
         if key is None:
             raise InvalidToken("The token is malformed.")

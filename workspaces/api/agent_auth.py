@@ -13,11 +13,11 @@ import uuid
 from dataclasses import dataclass
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from accounts import tokens as api_tokens
-from accounts.authentication import InvalidToken
+from accounts.authentication import InvalidToken, bearer_credentials
 from workspaces.agent_tokens import agent_token_workspace_id
 
 
@@ -40,18 +40,9 @@ class AgentTokenAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request):
-        header = get_authorization_header(request)
-        if not header:
+        credentials = bearer_credentials(request, what="agent token")
+        if credentials is None:
             return None
-        try:
-            scheme, _, credentials = header.decode("ascii").partition(" ")
-        except UnicodeDecodeError:
-            raise InvalidToken("The Authorization header is not valid ASCII.") from None
-        if scheme.lower() != "bearer":
-            raise InvalidToken("Use the Bearer scheme: 'Authorization: Bearer <agent token>'.")
-        credentials = credentials.strip()
-        if not credentials:
-            raise InvalidToken("The Authorization header has no token after 'Bearer'.")
         if credentials.startswith(api_tokens.PREFIX):
             raise InvalidToken(
                 "A user's API token cannot send heartbeats; use the workspace's agent token "
