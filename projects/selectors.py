@@ -5,6 +5,8 @@ project is a 404 everywhere (never a 403 that would tell it exists) and a viewer
 """
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
@@ -62,3 +64,32 @@ def require_role(project: Project, user: User, action: str) -> None:
     role = project_role(project, user)
     if role not in roles:
         raise Forbidden(f"Your role in this project is '{role}', which may not {description}.")
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """The owner as the members list shows them: not a membership, but first in the list."""
+
+    user: User
+    created_at: datetime
+    role: str = OWNER
+
+
+class _OwnerThenMembers:
+    """The owner, then the memberships in (created_at, id) order, as one sliceable sequence, so that
+    ``limit`` and ``offset`` page over both and a page is still one query for the memberships."""
+
+    def __init__(self, project: Project):
+        self.owner = _Owner(user=project.owner, created_at=project.created_at)
+        self.memberships = project.memberships.select_related("user").order_by("created_at", "id")
+
+    def __getitem__(self, page: slice) -> list:
+        start, stop = page.start or 0, page.stop
+        if start == 0:
+            return [self.owner, *self.memberships[0 : stop - 1]]
+        return list(self.memberships[start - 1 : stop - 1])
+
+
+def project_members(project: Project) -> _OwnerThenMembers:
+    """The project's people for ``GET /projects/{id}/members``: the owner first, then its members."""
+    return _OwnerThenMembers(project)

@@ -1,12 +1,8 @@
-from dataclasses import dataclass
-from datetime import datetime
-
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.openapi import error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
@@ -19,8 +15,8 @@ from projects.api.serializers import (
     ProjectSerializer,
     ProjectUpdateInputSerializer,
 )
-from projects.models import OWNER, Project
-from projects.selectors import parse_uuid, project_get_for, projects_visible_to
+from projects.models import Project
+from projects.selectors import parse_uuid, project_get_for, project_members, projects_visible_to
 from workspaces.services import Actor
 
 PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
@@ -111,30 +107,6 @@ class ProjectDetailView(APIView):
 # --- members ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Owner:
-    """The owner as the members list shows them: not a membership, but first in the list."""
-
-    user: User
-    created_at: datetime
-    role: str = OWNER
-
-
-class _OwnerThenMembers:
-    """The owner, then the memberships in (created_at, id) order, as one sliceable sequence, so that
-    ``limit`` and ``offset`` page over both and a page is still one query for the memberships."""
-
-    def __init__(self, project: Project):
-        self.owner = _Owner(user=project.owner, created_at=project.created_at)
-        self.memberships = project.memberships.select_related("user").order_by("created_at", "id")
-
-    def __getitem__(self, page: slice) -> list:
-        start, stop = page.start or 0, page.stop
-        if start == 0:
-            return [self.owner, *self.memberships[0 : stop - 1]]
-        return list(self.memberships[start - 1 : stop - 1])
-
-
 def _member_location(project: Project, user_id) -> str:
     return f"/projects/{project.id}/members/{user_id}"
 
@@ -154,7 +126,7 @@ class ProjectMembersView(APIView):
     )
     def get(self, request, id):
         project = project_get_for(user=request.user, project_id=id)
-        return paginated_response(request, _OwnerThenMembers(project), MemberSerializer, "members")
+        return paginated_response(request, project_members(project), MemberSerializer, "members")
 
     @extend_schema(
         operation_id="project_members_create",
