@@ -12,6 +12,7 @@ from .base import Driver, DriverError, Machine, MachineSpec
 
 DRIVERS = {
     "local": "workspaces.drivers.local.LocalDriver",
+    "fly": "workspaces.drivers.fly.FlyDriver",
 }
 
 __all__ = ["Driver", "DriverError", "Machine", "MachineSpec", "get_driver"]

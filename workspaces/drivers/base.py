@@ -35,6 +35,9 @@ class Machine:
     private_ip: str | None = None
     volume_id: str | None = None
     git_ref: str | None = None
+    # The provider's id for the request that produced this answer (Fly's ``fly-request-id``), so
+    # that an operator can quote it to the provider. None where the provider has no such thing.
+    request_id: str | None = None
 
 
 class DriverError(Exception):
