@@ -116,6 +116,7 @@ class WorkspaceEvent(models.Model):
 
     class Kind(models.TextChoices):
         STATUS = "status", "Status change"
+        ATTEMPT = "attempt", "Attempt (one run of a task)"
         INFO = "info", "Information"
         ERROR = "error", "Error"
 
@@ -136,10 +137,22 @@ class WorkspaceEvent(models.Model):
     task_id = models.CharField(
         max_length=64, blank=True, default="", help_text="The Celery task that acted, if any."
     )
+    # Attempts only: one row per run of a task, opened when it starts and closed when it ends.
+    operation = models.CharField(
+        max_length=16, blank=True, default="", help_text="provision, stop or destroy."
+    )
+    request_id = models.CharField(
+        max_length=128, blank=True, default="", help_text="The provider's request id."
+    )
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Null while the attempt runs.")
+    error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["workspace", "created_at"], name="event_workspace_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "created_at"], name="event_workspace_idx"),
+            models.Index(fields=["workspace", "kind", "operation", "created_at"], name="event_attempt_idx"),
+        ]
 
     def __str__(self):
         if self.kind == self.Kind.STATUS:

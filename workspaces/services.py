@@ -22,6 +22,7 @@ from config.errors import ApiError, NotFound, ValidationFailed
 from projects.models import Project
 from workspaces import hardware as hw
 from workspaces.agent_tokens import agent_token_for
+from workspaces.attempts import attempt
 from workspaces.drivers import DriverError, MachineSpec, get_driver
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
 from workspaces.quotas import quota_check
@@ -257,44 +258,51 @@ def workspace_provision(*, workspace_id: str, task_id: str = "") -> None:
         return
     driver = get_driver(workspace.driver)
     try:
-        machine = driver.find(str(workspace.id))
-        if machine is None:
-            machine = driver.create(_machine_spec(workspace))
-        elif machine.state in ("stopped", "failed"):
-            machine = driver.start(machine.machine_id)
-        if workspace.status == S.CREATING:
-            moved = _transition(
-                workspace,
-                S.STARTING,
-                SYSTEM,
-                task_id=task_id,
-                message=f"Machine {machine.machine_id} and its volume were created; booting.",
-                machine_id=machine.machine_id,
-                volume_id=machine.volume_id,
-                git_ref=machine.git_ref,
-            )
-        else:
-            moved = _update_if(workspace, machine_id=machine.machine_id, volume_id=machine.volume_id)
-        if not moved:
-            _abandon(workspace, driver, task_id)
-            return
-        machine = driver.wait_started(machine.machine_id, timeout=settings.WORKSPACE_START_TIMEOUT_SECONDS)
-        moved = _transition(
-            workspace,
-            S.RUNNING,
-            SYSTEM,
-            task_id=task_id,
-            message=f"Machine {machine.machine_id} is up at {machine.private_ip}.",
-            private_ip=machine.private_ip,
-            git_ref=machine.git_ref or workspace.git_ref,
-            provisioned_at=workspace.provisioned_at or timezone.now(),
-        )
-        if not moved:
-            _abandon(workspace, driver, task_id)
+        with attempt(workspace, "provision", task_id) as run:
+            _provision(workspace, driver, run, task_id)
     except DriverError as exc:
         if exc.transient:
             raise
         workspace_fail(workspace=workspace, message=exc.message, task_id=task_id)
+
+
+def _provision(workspace: Workspace, driver, run, task_id: str) -> None:
+    machine = driver.find(str(workspace.id))
+    if machine is None:
+        machine = driver.create(_machine_spec(workspace))
+    elif machine.state in ("stopped", "failed"):
+        machine = driver.start(machine.machine_id)
+    run.request_id = machine.request_id or run.request_id
+    if workspace.status == S.CREATING:
+        moved = _transition(
+            workspace,
+            S.STARTING,
+            SYSTEM,
+            task_id=task_id,
+            message=f"Machine {machine.machine_id} and its volume were created; booting.",
+            machine_id=machine.machine_id,
+            volume_id=machine.volume_id,
+            git_ref=machine.git_ref,
+        )
+    else:
+        moved = _update_if(workspace, machine_id=machine.machine_id, volume_id=machine.volume_id)
+    if not moved:
+        _abandon(workspace, driver, task_id)
+        return
+    machine = driver.wait_started(machine.machine_id, timeout=settings.WORKSPACE_START_TIMEOUT_SECONDS)
+    run.request_id = machine.request_id or run.request_id
+    moved = _transition(
+        workspace,
+        S.RUNNING,
+        SYSTEM,
+        task_id=task_id,
+        message=f"Machine {machine.machine_id} is up at {machine.private_ip}.",
+        private_ip=machine.private_ip,
+        git_ref=machine.git_ref or workspace.git_ref,
+        provisioned_at=workspace.provisioned_at or timezone.now(),
+    )
+    if not moved:
+        _abandon(workspace, driver, task_id)
 
 
 def workspace_run_stop(*, workspace_id: str, task_id: str = "") -> None:
@@ -304,8 +312,9 @@ def workspace_run_stop(*, workspace_id: str, task_id: str = "") -> None:
         return
     driver = get_driver(workspace.driver)
     try:
-        if workspace.machine_id and driver.find(str(workspace.id)) is not None:
-            driver.stop(workspace.machine_id)
+        with attempt(workspace, "stop", task_id) as run:
+            if workspace.machine_id and driver.find(str(workspace.id)) is not None:
+                run.request_id = driver.stop(workspace.machine_id).request_id or ""
     except DriverError as exc:
         if exc.transient:
             raise
@@ -333,7 +342,8 @@ def workspace_destroy(*, workspace_id: str, task_id: str = "") -> None:
     ).first()
     if workspace is None:
         return
-    get_driver(workspace.driver).destroy(str(workspace.id))
+    with attempt(workspace, "destroy", task_id):
+        get_driver(workspace.driver).destroy(str(workspace.id))
     now = timezone.now()
     Workspace.objects.filter(pk=workspace.pk).update(destroyed_at=now, updated_at=now, private_ip=None)
     _record(

@@ -72,7 +72,7 @@ def test_a_worker_takes_a_workspace_to_running_on_a_live_process(worker, api, re
     answer = health(body["private_ip"])
     assert answer["status"] == "ok"
     assert answer["workspace_id"] == body["id"]
-    statuses = [e.to_status for e in Workspace.objects.get(pk=body["id"]).events.all()]
+    statuses = [e.to_status for e in Workspace.objects.get(pk=body["id"]).events.filter(kind="status")]
     assert statuses == ["creating", "starting", "running"]
 
 
@@ -219,3 +219,36 @@ def test_stop_start_and_delete_through_a_real_worker(worker, api, project, local
     assert local_machines.find(workspace_id) is None
     assert not volume.exists()
     assert not process_answers(again["private_ip"])
+
+
+@pytest.mark.worker
+def test_each_run_of_a_task_is_an_attempt_on_the_timeline(worker, api, project, local_machines):
+    workspace_id = api.post(
+        f"/projects/{project.id}/workspaces", {"hardware": {"cpus": 1, "memory_mb": 256}}
+    ).json()["id"]
+    assert wait_for(api, workspace_id)["status"] == "running"
+    attempts = [
+        e for e in api.get(f"/workspaces/{workspace_id}/events").json()["events"] if e["type"] == "attempt"
+    ]
+    (provision,) = attempts
+    assert provision["attempt"]["operation"] == "provision"
+    assert provision["attempt"]["task_id"]
+    assert provision["attempt"]["duration_ms"] >= 0
+    assert provision["attempt"]["error"] is None
+    assert provision["message"] == "Provision attempt 1 succeeded."
+
+
+@override_settings(PROJECT_REPO_URL_SCHEMES=["https", "file"])
+def test_a_failed_attempt_keeps_the_providers_reason(
+    api, tmp_path, local_machines, django_capture_on_commit_callbacks
+):
+    project = api.post("/projects", {"name": "broken", "repo_url": f"file://{tmp_path}/missing"}).json()
+    with django_capture_on_commit_callbacks(execute=False):
+        workspace_id = api.post(f"/projects/{project['id']}/workspaces").json()["id"]
+    workspace_provision(workspace_id=workspace_id, task_id="task-123")
+    events = api.get(f"/workspaces/{workspace_id}/events").json()["events"]
+    (provision,) = [e for e in events if e["type"] == "attempt"]
+    assert provision["attempt"]["task_id"] == "task-123"
+    assert "Could not clone" in provision["attempt"]["error"]
+    assert provision["message"] == "Provision attempt 1 failed."
+    assert events[-1]["to_status"] == "error"

@@ -101,16 +101,42 @@ class EventActorSerializer(serializers.Serializer):
     )
 
 
+class EventAttemptSerializer(serializers.Serializer):
+    operation = serializers.CharField(help_text="`provision`, `stop` or `destroy`.")
+    task_id = serializers.CharField(help_text="The background task's id.")
+    request_id = serializers.CharField(
+        allow_null=True, help_text="The provider's request id, to quote to it."
+    )
+    duration_ms = serializers.IntegerField(allow_null=True, help_text="Null while the attempt is running.")
+    error = serializers.CharField(allow_null=True, help_text="What went wrong, in the provider's words.")
+
+
 class WorkspaceEventSerializer(serializers.ModelSerializer):
-    type = serializers.CharField(source="kind", help_text="`status` (a status change), `info`, or `error`.")
+    type = serializers.CharField(
+        source="kind",
+        help_text="`status` (a status change), `attempt` (one run of a background task), `info`, or `error`.",
+    )
     from_status = serializers.ChoiceField(choices=WorkspaceStatus.choices, allow_null=True)
     to_status = serializers.ChoiceField(choices=WorkspaceStatus.choices, allow_null=True)
     actor = serializers.SerializerMethodField()
+    attempt = serializers.SerializerMethodField()
 
     class Meta:
         model = WorkspaceEvent
-        fields = ["id", "type", "from_status", "to_status", "actor", "message", "created_at"]
+        fields = ["id", "type", "from_status", "to_status", "actor", "message", "attempt", "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field(EventAttemptSerializer(allow_null=True))
+    def get_attempt(self, event: WorkspaceEvent) -> dict | None:
+        if event.kind != WorkspaceEvent.Kind.ATTEMPT:
+            return None
+        return {
+            "operation": event.operation,
+            "task_id": event.task_id,
+            "request_id": event.request_id or None,
+            "duration_ms": event.duration_ms,
+            "error": event.error or None,
+        }
 
     @extend_schema_field(EventActorSerializer)
     def get_actor(self, event: WorkspaceEvent) -> dict:
