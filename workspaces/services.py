@@ -484,6 +484,11 @@ def _update_if(workspace: Workspace, **fields: Any) -> bool:
     return True
 
 
+def record_event(workspace: Workspace, *, kind: str, message: str, actor: Actor = SYSTEM) -> WorkspaceEvent:
+    """A note on the workspace's timeline that is not a status change (the reconciler's decisions)."""
+    return _record(workspace, actor, kind=kind, message=message)
+
+
 def _record(workspace: Workspace, actor: Actor, **fields: Any) -> WorkspaceEvent:
     return WorkspaceEvent.objects.create(
         workspace=workspace, actor_kind=actor.kind, actor_user=actor.user, actor_token=actor.token, **fields

@@ -8,7 +8,7 @@ exponential backoff, and past ``max_retries`` the workspace goes to the failure 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
-from workspaces import services
+from workspaces import reconciler, services
 from workspaces.drivers import DriverError
 
 MAX_RETRIES = 6
@@ -51,3 +51,9 @@ def stop_idle_workspaces() -> int:
     from workspaces.idle import workspaces_stop_idle
 
     return workspaces_stop_idle()
+
+
+@shared_task(acks_late=True)
+def reconcile_workspaces() -> None:
+    """The periodic reconciler (workspaces/reconciler.py)."""
+    reconciler.reconcile()

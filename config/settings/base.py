@@ -236,11 +236,27 @@ CELERY_TASK_ALWAYS_EAGER = False
 # Periodic tasks, for `celery beat` (one beat per deployment; `make run` embeds it in its worker).
 # Each run expires after one interval: a backlog of them, queued while no worker ran, is dropped.
 WORKSPACE_IDLE_CHECK_INTERVAL_SECONDS = env.float("WORKSPACE_IDLE_CHECK_INTERVAL_SECONDS", default=60)
+# The reconciler (workspaces/reconciler.py): how long each transient state may last, how long
+# work may show no progress before it is queued again, and when an open attempt means a dead worker.
+WORKSPACE_STATE_CEILINGS_SECONDS = env.json(
+    "WORKSPACE_STATE_CEILINGS_SECONDS", default={"creating": 900, "starting": 600, "stopping": 300}
+)
+WORKSPACE_REQUEUE_AFTER_SECONDS = env.int("WORKSPACE_REQUEUE_AFTER_SECONDS", default=120)
+WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS = env.int(
+    "WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60
+)
+WORKSPACE_RECONCILE_INTERVAL_SECONDS = env.float("WORKSPACE_RECONCILE_INTERVAL_SECONDS", default=30)
+WORKSPACE_RECONCILE_LOCK_SECONDS = 600
 CELERY_BEAT_SCHEDULE = {
     "stop-idle-workspaces": {
         "task": "workspaces.tasks.stop_idle_workspaces",
         "schedule": WORKSPACE_IDLE_CHECK_INTERVAL_SECONDS,
         "options": {"expires": WORKSPACE_IDLE_CHECK_INTERVAL_SECONDS},
+    },
+    "reconcile-workspaces": {
+        "task": "workspaces.tasks.reconcile_workspaces",
+        "schedule": WORKSPACE_RECONCILE_INTERVAL_SECONDS,
+        "options": {"expires": WORKSPACE_RECONCILE_INTERVAL_SECONDS},
     },
 }
 

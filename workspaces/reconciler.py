@@ -1,0 +1,221 @@
+"""The reconciler: a periodic pass that looks at rows, not messages (style.md, "Background work").
+
+Celery is only a trigger. Whatever happened to a message — lost with a broker restart, taken by
+a worker that was killed, never sent because a process died right after its commit — the rows say
+what should be true, and this pass makes it so:
+
+1. **Ceilings.** No state is transient forever (API.md, "Lifecycle"): a workspace still
+   ``creating``, ``starting`` or ``stopping`` past its ceiling goes to ``error`` / ``stop_failed``
+   with a message that says what timed out, and what was made for it is cleaned up.
+2. **Lost work.** A workspace in a transient state (or deleted but not yet destroyed) with no
+   progress for ``WORKSPACE_REQUEUE_AFTER_SECONDS`` has its task queued again. "No progress" is
+   read from its attempts: none since the state began, or the last one ended long enough ago that
+   its retry should have run, or it is still open long after any task could have run (its worker
+   died). Queuing twice is harmless: every task resumes from the row.
+3. **Inventory.** What the provider holds is compared with our rows: a machine for a deleted or
+   unknown workspace, or for one that failed before it ever ran, is an orphan and is destroyed; a
+   ``running`` or ``stopped`` workspace whose machine is gone (or died) goes to ``error``, saying so.
+
+Every decision is an event on the workspace's timeline (actor: system), and a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from workspaces import services
+from workspaces.attempts import last_attempt
+from workspaces.drivers import DriverError, get_driver
+from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
+
+logger = logging.getLogger(__name__)
+S = WorkspaceStatus
+LOCK_KEY = "workspaces:reconciler"
+
+
+@dataclass
+class Report:
+    """What one pass did, for the task's log and for tests."""
+
+    timed_out: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    orphans_destroyed: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+
+def reconcile(*, now: datetime | None = None) -> Report:
+    """One pass. Two passes never overlap (a cache lock), so a slow one cannot be doubled up."""
+    if not cache.add(LOCK_KEY, "1", timeout=settings.WORKSPACE_RECONCILE_LOCK_SECONDS):
+        return Report(skipped=True)
+    try:
+        now = now or timezone.now()
+        report = Report()
+        _time_out_stuck(now, report)
+        _requeue_lost_work(now, report)
+        _sweep_inventory(report)
+        if any((report.timed_out, report.requeued, report.orphans_destroyed, report.vanished)):
+            logger.info("reconciler: %s", report)
+        return report
+    finally:
+        cache.delete(LOCK_KEY)
+
+
+# --- 1. ceilings --------------------------------------------------------------------------------------
+
+
+def _time_out_stuck(now: datetime, report: Report) -> None:
+    for status, seconds in settings.WORKSPACE_STATE_CEILINGS_SECONDS.items():
+        stuck = Workspace.live.filter(status=status, status_changed_at__lt=now - timedelta(seconds=seconds))
+        for workspace in stuck.select_related("project"):
+            message = f"Timed out: still '{status}' after {_duration(seconds)}."
+            if status == S.STOPPING:
+                moved = services.workspace_stop_failed(workspace=workspace, message=message)
+            else:
+                kept = (
+                    "its volume is kept; start it to try again"
+                    if workspace.provisioned_at
+                    else "nothing was kept"
+                )
+                moved = services.workspace_fail(
+                    workspace=workspace, message=f"{message} The reconciler gave up ({kept})."
+                )
+            if moved:
+                report.timed_out.append(str(workspace.id))
+
+
+# --- 2. lost work ---------------------------------------------------------------------------------------
+
+OPERATIONS = {S.CREATING: "provision", S.STARTING: "provision", S.STOPPING: "stop"}
+
+
+def _requeue_lost_work(now: datetime, report: Report) -> None:
+    quiet = timedelta(seconds=settings.WORKSPACE_REQUEUE_AFTER_SECONDS)
+    transient = Workspace.live.filter(status__in=list(OPERATIONS), status_changed_at__lt=now - quiet)
+    undestroyed = Workspace.objects.filter(deleted_at__lt=now - quiet, destroyed_at__isnull=True)
+    for workspace in [*transient, *undestroyed]:
+        operation = "destroy" if workspace.deleted_at else OPERATIONS[workspace.status]
+        since = workspace.deleted_at or workspace.status_changed_at
+        why = _why_stalled(workspace, operation, since, now, quiet)
+        if why is None:
+            continue
+        _queue(operation, workspace)
+        services.record_event(
+            workspace,
+            kind=WorkspaceEvent.Kind.INFO,
+            message=f"Reconciler: {why}; queued the {operation} again.",
+        )
+        report.requeued.append(str(workspace.id))
+
+
+def _why_stalled(
+    workspace: Workspace, operation: str, since: datetime, now: datetime, quiet: timedelta
+) -> str | None:
+    """Why this workspace's work seems lost, or None while it may still be under way."""
+    attempt = last_attempt(workspace, operation)
+    if attempt is None or attempt.created_at < since:
+        return f"no worker took the {operation} within {_duration(quiet.total_seconds())}"
+    if attempt.duration_ms is None:
+        presumed_dead = timedelta(seconds=settings.WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS)
+        if attempt.created_at < now - presumed_dead:
+            return f"attempt {attempt.pk} never finished (its worker died)"
+        return None
+    ended = attempt.created_at + timedelta(milliseconds=attempt.duration_ms)
+    if ended < now - quiet:
+        return f"no retry followed the attempt that ended at {ended:%H:%M:%S} UTC"
+    return None
+
+
+def _queue(operation: str, workspace: Workspace) -> None:
+    from workspaces.tasks import destroy_workspace, provision_workspace, stop_workspace
+
+    task = {"provision": provision_workspace, "stop": stop_workspace, "destroy": destroy_workspace}[operation]
+    task.delay(str(workspace.id))
+
+
+# --- 3. inventory -----------------------------------------------------------------------------------------
+
+
+def _sweep_inventory(report: Report) -> None:
+    driver = get_driver()
+    try:
+        machines = driver.list_machines()
+    except DriverError as exc:
+        logger.warning("reconciler: could not list %s machines: %s", driver.name, exc.message)
+        return
+    by_workspace = {}
+    for machine in machines:
+        by_workspace.setdefault(machine.workspace_id, []).append(machine)
+    ids = [wid for wid in by_workspace if _is_uuid(wid)]
+    rows = {str(w.pk): w for w in Workspace.objects.filter(pk__in=ids)}
+
+    for workspace_id, held in by_workspace.items():
+        workspace = rows.get(workspace_id)
+        reason = _orphan_reason(workspace)
+        if reason is None:
+            continue
+        try:
+            driver.destroy(workspace_id)
+        except DriverError as exc:
+            logger.warning("reconciler: could not destroy orphan %s: %s", workspace_id, exc.message)
+            continue
+        names = ", ".join(m.machine_id for m in held)
+        logger.info(
+            "reconciler: destroyed orphan machine(s) %s of workspace %s (%s)", names, workspace_id, reason
+        )
+        if workspace is not None:
+            services.record_event(
+                workspace,
+                kind=WorkspaceEvent.Kind.INFO,
+                message=f"Reconciler: destroyed machine {names}: {reason}.",
+            )
+        report.orphans_destroyed.append(workspace_id)
+
+    # Workspaces that should have a machine at this provider, but whose machine is gone or dead.
+    expected = Workspace.live.filter(
+        driver=driver.name, status__in=[S.RUNNING, S.STOPPED], machine_id__isnull=False
+    )
+    for workspace in expected.select_related("project"):
+        held = by_workspace.get(str(workspace.id), [])
+        if not held:
+            why = f"Machine {workspace.machine_id} vanished at the provider."
+        elif workspace.status == S.RUNNING and all(
+            m.state in ("stopped", "failed", "destroyed") for m in held
+        ):
+            why = f"Machine {workspace.machine_id} stopped unexpectedly (it is '{held[0].state}'); start the workspace to boot it again."
+        else:
+            continue
+        if services.workspace_fail(workspace=workspace, message=why):
+            report.vanished.append(str(workspace.id))
+
+
+def _orphan_reason(workspace: Workspace | None) -> str | None:
+    if workspace is None:
+        return "no such workspace"
+    if workspace.deleted_at is not None:
+        return "its workspace was deleted"
+    if workspace.status == S.ERROR and workspace.provisioned_at is None:
+        return "its workspace failed before it ever ran, so it must hold nothing"
+    return None
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} seconds"
