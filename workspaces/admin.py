@@ -57,7 +57,11 @@ class WorkspaceEventInline(admin.TabularInline):
         "actor_kind",
         "actor_user",
         "message",
+        "error",
+        "operation",
         "task_id",
+        "request_id",
+        "duration_ms",
     ]
     readonly_fields = fields
     extra = 0
