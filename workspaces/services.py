@@ -118,7 +118,7 @@ def workspace_create(
             message="Workspace created; provisioning queued.",
         )
         # After commit: a worker must never look for a row that is not there yet.
-        provision_workspace.delay_on_commit(str(workspace.id))
+        _queue_after_commit(provision_workspace, workspace)
     return workspace
 
 
@@ -167,7 +167,7 @@ def workspace_start(*, workspace: Workspace, actor: Actor) -> Workspace:
             workspace, S.STARTING, actor, message="Start requested.", last_activity_at=timezone.now()
         ):
             _refresh_and_refuse(workspace, "start")
-        provision_workspace.delay_on_commit(str(workspace.id))
+        _queue_after_commit(provision_workspace, workspace)
     return workspace
 
 
@@ -197,7 +197,7 @@ def workspace_stop(
             workspace, S.STOPPING, actor, message=reason, guard=guard, last_activity_at=timezone.now()
         ):
             _refresh_and_refuse(workspace, "stop")
-        stop_workspace.delay_on_commit(str(workspace.id))
+        _queue_after_commit(stop_workspace, workspace)
     return workspace
 
 
@@ -238,7 +238,7 @@ def workspace_delete(*, workspace: Workspace, actor: Actor) -> None:
             kind=WorkspaceEvent.Kind.INFO,
             message=f"Deleted while '{workspace.status}'; destroying its machine and volume.",
         )
-        destroy_workspace.delay_on_commit(str(workspace.id))
+        _queue_after_commit(destroy_workspace, workspace)
 
 
 # --- background work: each resumes from the row, so a duplicated or retried task is harmless ----------
@@ -482,6 +482,19 @@ def _update_if(workspace: Workspace, **fields: Any) -> bool:
     for name, value in fields.items():
         setattr(workspace, name, value)
     return True
+
+
+def _queue_after_commit(task, workspace: Workspace) -> None:
+    """Send ``task`` for this workspace once the transaction commits (a worker must never look for
+    a row that is not there yet). If the broker cannot take it then — down, restarting — the
+    request still succeeds: the row is committed, the failure is logged, and the reconciler queues
+    the work again when it sees no progress."""
+    workspace_id = str(workspace.id)
+
+    def send_task():  # a named function: Django's robust on_commit logs failures by __qualname__
+        task.delay(workspace_id)
+
+    transaction.on_commit(send_task, robust=True)
 
 
 def record_event(workspace: Workspace, *, kind: str, message: str, actor: Actor = SYSTEM) -> WorkspaceEvent:

@@ -197,6 +197,15 @@ WORKSPACE_DRIVER = env.str("WORKSPACE_DRIVER", default="local")
 LOCAL_DRIVER_ROOT = Path(env.str("LOCAL_DRIVER_ROOT", default=str(VAR_DIR / "local-machines")))
 LOCAL_DRIVER_AGENT_PORT = env.int("LOCAL_DRIVER_AGENT_PORT", default=8080)
 LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS = env.float("LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS", default=300)
+# The fly driver (WORKSPACE_DRIVER=fly): the Fly.io Machines API. With that driver selected, start-up
+# fails naming whichever of the token, app, region and image is missing (workspaces/apps.py).
+FLY_API_TOKEN = env.str("FLY_API_TOKEN", default="")
+FLY_APP_NAME = env.str("FLY_APP_NAME", default="")  # the Fly app that holds every workspace machine
+FLY_REGION = env.str("FLY_REGION", default="")  # where volumes and machines are made, e.g. "ams"
+FLY_IMAGE = env.str("FLY_IMAGE", default="")  # the workspace image; it clones WORKSPACE_REPO_URL at boot
+FLY_API_BASE_URL = env.str("FLY_API_BASE_URL", default="https://api.machines.dev")
+# GPU kinds this deployment may ask Fly for (Fly's guest.gpu_kind values); none by default.
+FLY_GPU_KINDS = env.list("FLY_GPU_KINDS", default=[])
 
 # --- Celery --------------------------------------------------------------------------------------
 
@@ -232,6 +241,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 600
 CELERY_TASK_TIME_LIMIT = 660
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request that sends a task must not hang on a broker that is down: a few quick tries, then the
+# send is given up and logged (the row is committed; the reconciler queues the work again).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_ALWAYS_EAGER = False
 # Periodic tasks, for `celery beat` (one beat per deployment; `make run` embeds it in its worker).
 # Each run expires after one interval: a backlog of them, queued while no worker ran, is dropped.

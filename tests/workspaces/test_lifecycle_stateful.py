@@ -177,7 +177,6 @@ def captured_tasks(monkeypatch):
     for task in TASKS:
         queue_it = lambda workspace_id, task=task: Lifecycle.queue.append((task, workspace_id))  # noqa: E731
         monkeypatch.setattr(task, "delay", queue_it)
-        monkeypatch.setattr(task, "delay_on_commit", queue_it)
 
 
 def test_the_lifecycle_keeps_its_promises(captured_tasks, local_machines):
