@@ -178,6 +178,32 @@ def _sweep_inventory(report: Report) -> None:
             )
         report.orphans_destroyed.append(workspace_id)
 
+    # Volumes that outlived their machine (a provider where volumes are separate resources).
+    try:
+        volumes = driver.list_volumes()
+    except DriverError as exc:
+        logger.warning("reconciler: could not list %s volumes: %s", driver.name, exc.message)
+        volumes = []
+    loose = {wid for _, wid in volumes if wid and wid not in by_workspace and _is_uuid(wid)}
+    rows.update({str(w.pk): w for w in Workspace.objects.filter(pk__in=loose - set(rows))})
+    for workspace_id in sorted(loose):
+        workspace = rows.get(workspace_id)
+        reason = _orphan_reason(workspace)
+        if reason is None:
+            continue
+        try:
+            driver.destroy(workspace_id)
+        except DriverError as exc:
+            logger.warning("reconciler: could not destroy orphan volume of %s: %s", workspace_id, exc.message)
+            continue
+        if workspace is not None:
+            services.record_event(
+                workspace,
+                kind=WorkspaceEvent.Kind.INFO,
+                message=f"Reconciler: destroyed a volume left behind: {reason}.",
+            )
+        report.orphans_destroyed.append(workspace_id)
+
     # Workspaces that should have a machine at this provider, but whose machine is gone or dead.
     expected = Workspace.live.filter(
         driver=driver.name, status__in=[S.RUNNING, S.STOPPED], machine_id__isnull=False

@@ -5,13 +5,22 @@ Only transient provider errors reach the retry below; they are retried with capp
 exponential backoff, and past ``max_retries`` the workspace goes to the failure of its state.
 """
 
+import random
+
 from celery import shared_task
-from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
 
 from workspaces import reconciler, services
 from workspaces.drivers import DriverError
 
-MAX_RETRIES = 6
+MAX_RETRIES = settings.WORKSPACE_TASK_MAX_RETRIES
+
+
+def backoff(retries: int) -> float:
+    """Full-jitter exponential backoff (2, 4, 8, ... s, capped): retries spread out instead of
+    hitting a struggling provider together. Seconds may be fractional."""
+    cap = min(settings.WORKSPACE_RETRY_BACKOFF_MAX_SECONDS, 2.0 * 2**retries)
+    return random.uniform(0, cap)  # noqa: S311 (jitter, not a secret)
 
 
 def _run(task, service, workspace_id: str) -> None:
@@ -22,9 +31,7 @@ def _run(task, service, workspace_id: str) -> None:
         if task.request.retries >= task.max_retries:
             services.workspace_gave_up(workspace_id=workspace_id, message=exc.message, task_id=task_id)
             return
-        countdown = get_exponential_backoff_interval(
-            factor=2, retries=task.request.retries, maximum=60, full_jitter=True
-        )
+        countdown = backoff(task.request.retries)
         raise task.retry(exc=exc, countdown=countdown) from exc
 
 

@@ -204,6 +204,8 @@ FLY_APP_NAME = env.str("FLY_APP_NAME", default="")  # the Fly app that holds eve
 FLY_REGION = env.str("FLY_REGION", default="")  # where volumes and machines are made, e.g. "ams"
 FLY_IMAGE = env.str("FLY_IMAGE", default="")  # the workspace image; it clones WORKSPACE_REPO_URL at boot
 FLY_API_BASE_URL = env.str("FLY_API_BASE_URL", default="https://api.machines.dev")
+# How long one call to Fly may take before it counts as a (transient) timeout.
+FLY_REQUEST_TIMEOUT_SECONDS = env.float("FLY_REQUEST_TIMEOUT_SECONDS", default=30)
 # GPU kinds this deployment may ask Fly for (Fly's guest.gpu_kind values); none by default.
 FLY_GPU_KINDS = env.list("FLY_GPU_KINDS", default=[])
 
@@ -243,6 +245,10 @@ CELERY_TASK_TIME_LIMIT = 660
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A request that sends a task must not hang on a broker that is down: a few quick tries, then the
 # send is given up and logged (the row is committed; the reconciler queues the work again).
+# Transient provider errors are retried this many times, with full-jitter exponential backoff
+# capped at this many seconds; then the workspace goes to the failure of its state.
+WORKSPACE_TASK_MAX_RETRIES = env.int("WORKSPACE_TASK_MAX_RETRIES", default=6)
+WORKSPACE_RETRY_BACKOFF_MAX_SECONDS = env.float("WORKSPACE_RETRY_BACKOFF_MAX_SECONDS", default=60)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,

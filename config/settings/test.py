@@ -22,3 +22,18 @@ CELERY_TASK_DEFAULT_QUEUE = "tests"
 LOCAL_DRIVER_ROOT = TEST_VAR_DIR / "local-machines"
 LOCAL_DRIVER_AGENT_PORT = env.int("LOCAL_DRIVER_AGENT_PORT", default=18080)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; passwords are not tested here
+
+# The fly driver talks to the fake Fly Machines API (tests/fakes/fly.py) that the test run starts
+# on this port (tests/conftest.py: fake_fly); the Celery workers that tests start read the same.
+FAKE_FLY_PORT = env.int("FAKE_FLY_PORT", default=18580)
+FLY_API_TOKEN = "test-token"  # noqa: S105 (the fake's own credential)
+FLY_APP_NAME = "workspaces-test"
+FLY_REGION = "iad"
+FLY_IMAGE = "registry.example.com/workspace:test"
+FLY_API_BASE_URL = f"http://127.0.0.1:{FAKE_FLY_PORT}"
+FLY_REQUEST_TIMEOUT_SECONDS = 1.0
+# Fault tests retry a lot: keep the backoff short (the policy is the same, only the cap is lower).
+WORKSPACE_RETRY_BACKOFF_MAX_SECONDS = 0.5
+WORKSPACE_TASK_MAX_RETRIES = 8
+# Tests poll the API quickly; the rate-limit tests set their own limits.
+API_RATE_LIMITS = {"user": "100000/minute", "workspace_create": "100000/minute"}

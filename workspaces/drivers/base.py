@@ -90,3 +90,8 @@ class Driver(ABC):
     @abstractmethod
     def list_machines(self) -> list[Machine]:
         """Every machine this driver manages: its inventory, for reconciliation."""
+
+    def list_volumes(self) -> list[tuple[str, str | None]]:
+        """Every volume, as (volume id, its workspace's id or None if it is not ours), where volumes
+        can outlive machines. The local driver's volumes live and die with its machines: none."""
+        return []
