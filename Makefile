@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test check lint format schema clean
+.PHONY: run test browser check lint format schema clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
@@ -18,9 +18,16 @@ run: $(STAMP)
 	@$(BIN)/python -m config.devserver
 
 ## make test: the whole test suite against whatever DATABASE_URL / CELERY_BROKER_URL say (default: embedded)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$status
+
+## The browser tests drive Debian's chromium; installed here when we may (root with apt-get), as in CI.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "No chromium: the browser tests (tests/browser) will be skipped. Install Debian's chromium to run them."; fi; }
 
 ## make check: lint, migrations in step with models, and a clean OpenAPI schema
 check: $(STAMP)

@@ -115,6 +115,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        for token in queryset:
+        tokens = list(queryset.select_related("user"))
+        for token in tokens:
             api_token_revoke(token=token)
-        self.message_user(request, f"Revoked {queryset.count()} token(s).")
+            self.log_change(request, token, "Revoked.")  # Django's history says who revoked it
+        self.message_user(request, f"Revoked {len(tokens)} token(s).")

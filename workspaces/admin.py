@@ -1,12 +1,29 @@
 import ipaddress
+import logging
 import uuid
+from datetime import timedelta
 
-from django.contrib import admin
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
+from config.errors import ApiError
+from workspaces import reconciler, services
+from workspaces.drivers import DriverError, get_driver
+from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
+
+logger = logging.getLogger(__name__)
+S = WorkspaceStatus
 
 STATUS_COLOURS = {
     WorkspaceStatus.CREATING: "#6c757d",
@@ -45,6 +62,39 @@ class DeletedFilter(admin.SimpleListFilter):
         return queryset
 
 
+def stuck_q(now=None) -> Q:
+    """Live workspaces past their state's ceiling (settings.WORKSPACE_STATE_CEILINGS_SECONDS): the
+    ones the reconciler is about to time out, or would if it ran."""
+    now = now or timezone.now()
+    condition = Q(pk__in=[])
+    for status, seconds in settings.WORKSPACE_STATE_CEILINGS_SECONDS.items():
+        condition |= Q(status=status, status_changed_at__lt=now - timedelta(seconds=seconds))
+    return condition & Q(deleted_at__isnull=True)
+
+
+class StuckFilter(admin.SimpleListFilter):
+    """Past its state's ceiling: still creating, starting or stopping for longer than it may."""
+
+    title = "stuck"
+    parameter_name = "stuck"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Past its state's ceiling")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(stuck_q())
+        return queryset
+
+
+class ForceErrorForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=1000,
+        help_text="Shown to the workspace's owner as its error message, and kept on its timeline.",
+    )
+
+
 class WorkspaceEventInline(admin.TabularInline):
     """The workspace's timeline, oldest first: who or what moved it, and why."""
 
@@ -66,8 +116,15 @@ class WorkspaceEventInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
+    verbose_name_plural = "timeline (status changes, attempts with task and provider request ids, errors)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor_user", "actor_token")
 
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -86,15 +143,15 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "private_ip",
         "created_at",
     ]
-    list_filter = ["status", DeletedFilter, "driver", "cpu_kind", "created_at"]
+    list_filter = ["status", StuckFilter, DeletedFilter, "driver", "cpu_kind", "created_at"]
     list_select_related = ["project", "created_by"]
     search_fields = ["machine_id", "project__name", "created_by__email"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
     readonly_fields = [
         "id",
-        "project",
-        "created_by",
+        "project_link",
+        "owner_link",
         "status",
         "status_changed_at",
         "error_message",
@@ -110,9 +167,18 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "last_activity_at",
         "deleted_at",
         "destroyed_at",
+        # The machine was made with this hardware: changing a row would not resize it.
+        "cpu_kind",
+        "cpus",
+        "memory_mb",
+        "volume_size_gb",
+        "gpu_kind",
     ]
     fieldsets = [
-        (None, {"fields": ["id", "project", "created_by", "status", "status_changed_at", "error_message"]}),
+        (
+            None,
+            {"fields": ["id", "project_link", "owner_link", "status", "status_changed_at", "error_message"]},
+        ),
         (
             "Hardware",
             {"fields": ["cpu_kind", "cpus", "memory_mb", "volume_size_gb", "gpu_kind", "keep_active"]},
@@ -137,9 +203,29 @@ class WorkspaceAdmin(admin.ModelAdmin):
         ),
     ]
     inlines = [WorkspaceEventInline]
+    actions = ["retry_provisioning", "start", "stop", "destroy", "force_error"]
+    change_list_template = "admin/workspaces/workspace/change_list.html"
+    change_form_template = "admin/workspaces/workspace/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The same actions as the list, for this one workspace (posted to the changelist).
+        choices = [(name, description) for name, description in self.get_action_choices(request) if name]
+        extra_context = {**(extra_context or {}), "workspace_actions": choices}
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
+    def _back(self, request, queryset):
+        """From a workspace's own page, go back to it after an action."""
+        if request.POST.get("_workspace_page") and queryset.count() == 1:
+            return HttpResponseRedirect(
+                reverse("admin:workspaces_workspace_change", args=[queryset.get().pk])
+            )
+        return None
 
     def has_add_permission(self, request):
         return False  # workspaces are made through the API, which validates and provisions them
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # rows are kept with their fate; "Destroy" deletes through the service
 
     def get_search_results(self, request, queryset, search_term):
         """Also find a workspace by its exact id or private IP, which are not text columns."""
@@ -179,3 +265,335 @@ class WorkspaceAdmin(admin.ModelAdmin):
     @admin.display(description="hardware")
     def hardware_summary(self, workspace):
         return workspace.hardware.summary()
+
+    @admin.display(description="project")
+    def project_link(self, workspace):
+        url = reverse("admin:projects_project_change", args=[workspace.project_id])
+        return format_html('<a href="{}">{}</a>', url, workspace.project.name)
+
+    @admin.display(description="owner")
+    def owner_link(self, workspace):
+        url = reverse("admin:accounts_user_change", args=[workspace.created_by_id])
+        return format_html('<a href="{}">{}</a>', url, workspace.created_by.email)
+
+    # --- the changelist: counts per status ------------------------------------------------------------
+
+    def changelist_view(self, request, extra_context=None):
+        # One aggregate query over live workspaces, whatever the number of rows.
+        aggregates = {str(status): Count("pk", filter=Q(status=status)) for status in S}
+        aggregates["stuck"] = Count("pk", filter=stuck_q())
+        counts = Workspace.live.aggregate(**aggregates)
+        status_counts = [
+            {"status": str(status), "count": counts[str(status)], "colour": STATUS_COLOURS[status]}
+            for status in S
+        ]
+        extra_context = {
+            **(extra_context or {}),
+            "status_counts": status_counts,
+            "stuck_count": counts["stuck"],
+            "live_count": sum(item["count"] for item in status_counts),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    # --- actions: the same services as the API, with the operator as actor ----------------------------
+
+    def _operator(self, request) -> services.Actor:
+        return services.Actor(ActorKind.OPERATOR, user=request.user)
+
+    def _refuse(self, request, workspace, what: str, needs: str, why: str = "") -> None:
+        state = "deleted" if workspace.deleted_at else workspace.status
+        message = why or f"Cannot {what} workspace {workspace.id}: it is '{state}'; {what} needs {needs}."
+        self.message_user(request, message, level=messages.ERROR)
+
+    def _done(self, request, workspace, message: str) -> None:
+        self.log_change(request, workspace, message)
+        self.message_user(request, f"Workspace {workspace.id}: {message}", level=messages.SUCCESS)
+
+    def _each(self, request, queryset, what: str, act, needs: str) -> None:
+        """Run ``act(workspace)`` on each selected workspace; an ApiError is a refusal, reported
+        with the workspace's id and state."""
+        for workspace in queryset.select_related("project", "created_by"):
+            if workspace.deleted_at is not None:
+                self._refuse(request, workspace, what, needs)
+                continue
+            try:
+                message = act(workspace)
+            except ApiError as exc:
+                self._refuse(
+                    request,
+                    workspace,
+                    what,
+                    needs,
+                    why=f"Workspace {workspace.id}: {exc.message}",
+                )
+                continue
+            except DriverError as exc:
+                self._refuse(
+                    request,
+                    workspace,
+                    what,
+                    needs,
+                    why=f"Workspace {workspace.id}: the provider said: {exc.message}",
+                )
+                continue
+            self._done(request, workspace, message)
+        return self._back(request, queryset)
+
+    @admin.action(description="Retry provisioning (error, or stuck creating/starting)")
+    def retry_provisioning(self, request, queryset):
+        operator = self._operator(request)
+
+        def act(workspace):
+            if workspace.status == S.ERROR:
+                services.workspace_start(workspace=workspace, actor=operator)
+                return "provisioning retried (start requested by an operator)."
+            if workspace.status in (S.CREATING, S.STARTING):
+                # What the reconciler does for lost work; queuing twice is harmless (tasks resume from the row).
+                services.record_event(
+                    workspace,
+                    kind=WorkspaceEvent.Kind.INFO,
+                    message=f"Operator {request.user.email} queued the provisioning again (still '{workspace.status}').",
+                    actor=operator,
+                )
+                transaction.on_commit(lambda: reconciler._queue("provision", workspace), robust=True)
+                return "provisioning queued again."
+            raise services.InvalidState(
+                f"Cannot retry provisioning a workspace that is '{workspace.status}'; retry provisioning "
+                "needs 'error', 'creating' or 'starting' (Start is for a stopped one)."
+            )
+
+        return self._each(
+            request, queryset, "retry provisioning of", act, "'error', 'creating' or 'starting'"
+        )
+
+    @admin.action(description="Start")
+    def start(self, request, queryset):
+        operator = self._operator(request)
+
+        def act(workspace):
+            services.workspace_start(workspace=workspace, actor=operator)
+            return "start requested."
+
+        return self._each(request, queryset, "start", act, "'stopped' or 'error'")
+
+    @admin.action(description="Stop")
+    def stop(self, request, queryset):
+        operator = self._operator(request)
+
+        def act(workspace):
+            services.workspace_stop(
+                workspace=workspace,
+                actor=operator,
+                reason=f"Stop requested by operator {request.user.email}.",
+            )
+            return "stop requested."
+
+        return self._each(request, queryset, "stop", act, "'running' or 'stop_failed'")
+
+    @admin.action(description="Destroy (delete; machine and volume destroyed in the background)")
+    def destroy(self, request, queryset):
+        operator = self._operator(request)
+        for workspace in queryset:
+            if workspace.destroyed_at is not None:
+                self._refuse(
+                    request,
+                    workspace,
+                    "destroy",
+                    "a workspace that still has provider resources",
+                    why=f"Cannot destroy workspace {workspace.id}: it was already destroyed at {workspace.destroyed_at:%Y-%m-%d %H:%M:%S} UTC.",
+                )
+                continue
+            if workspace.deleted_at is not None:
+                # Deleted, not yet destroyed: its destroy may have been lost; queue it again (harmless).
+                services.record_event(
+                    workspace,
+                    kind=WorkspaceEvent.Kind.INFO,
+                    message=f"Operator {request.user.email} queued the destroy again.",
+                    actor=operator,
+                )
+                transaction.on_commit(lambda w=workspace: reconciler._queue("destroy", w), robust=True)
+                self._done(request, workspace, "destroy queued again.")
+                continue
+            services.workspace_delete(workspace=workspace, actor=operator)
+            self._done(request, workspace, "deleted; its machine and volume are being destroyed.")
+        return self._back(request, queryset)
+
+    @admin.action(description="Force to error with a reason…")
+    def force_error(self, request, queryset):
+        form = ForceErrorForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            operator = self._operator(request)
+            reason = form.cleaned_data["reason"]
+
+            def act(workspace):
+                services.workspace_force_error(workspace=workspace, actor=operator, reason=reason)
+                return f"forced to error: {reason}"
+
+            return self._each(request, queryset, "force to error", act, "any live state but 'error'")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Force to error",
+            "opts": self.model._meta,
+            "form": form,
+            "workspaces": queryset.select_related("project", "created_by"),
+            "action": "force_error",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "workspace_page": request.POST.get("_workspace_page", ""),
+        }
+        return TemplateResponse(request, "admin/workspaces/workspace/force_error.html", context)
+
+    # --- orphans and drift ----------------------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.orphans_view)
+        return [path("orphans/", view, name="workspaces_workspace_orphans"), *super().get_urls()]
+
+    def orphans_view(self, request):
+        """Provider resources with no live workspace, and live workspaces whose machine is gone."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._orphans_post(request)
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET", "POST"])
+        driver = get_driver()
+        inventory_error = ""
+        try:
+            orphans, drift = inventory(driver)
+        except DriverError as exc:
+            orphans, drift, inventory_error = [], [], exc.message
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Orphans and drift at the '{driver.name}' provider",
+            "opts": self.model._meta,
+            "driver_name": driver.name,
+            "orphans": orphans,
+            "drift": drift,
+            "inventory_error": inventory_error,
+        }
+        return TemplateResponse(request, "admin/workspaces/workspace/orphans.html", context)
+
+    def _orphans_post(self, request):
+        back = HttpResponseRedirect(reverse("admin:workspaces_workspace_orphans"))
+        driver = get_driver()
+        workspace_id = request.POST.get("workspace_id", "")
+        if not _is_uuid(workspace_id):
+            self.message_user(request, f"No such workspace id: {workspace_id!r}.", level=messages.ERROR)
+            return back
+        operator = self._operator(request)
+        try:
+            orphans, drift = inventory(driver)
+        except DriverError as exc:
+            self.message_user(
+                request, f"Could not list the provider's resources: {exc.message}", messages.ERROR
+            )
+            return back
+        action = request.POST.get("action")
+        if action == "destroy":
+            orphan = next((o for o in orphans if o["workspace_id"] == workspace_id), None)
+            if orphan is None:
+                self.message_user(
+                    request,
+                    f"Nothing to destroy for {workspace_id}: the provider holds no orphan for it (it is gone, or belongs to a live workspace).",
+                    level=messages.ERROR,
+                )
+                return back
+            try:
+                driver.destroy(workspace_id)
+            except DriverError as exc:
+                self.message_user(request, f"Destroying {workspace_id} failed: {exc.message}", messages.ERROR)
+                return back
+            what = ", ".join(orphan["resources"])
+            workspace = orphan["workspace"]
+            logger.info("admin: %s destroyed orphan %s of %s", request.user.email, what, workspace_id)
+            if workspace is not None:
+                services.record_event(
+                    workspace,
+                    kind=WorkspaceEvent.Kind.INFO,
+                    message=f"Operator {request.user.email} destroyed orphan {what}: {orphan['reason']}.",
+                    actor=operator,
+                )
+                self.log_change(request, workspace, f"Destroyed orphan {what}.")
+            self.message_user(request, f"Destroyed {what} of workspace {workspace_id}.", messages.SUCCESS)
+            return back
+        if action == "adopt":
+            item = next((d for d in drift if str(d["workspace"].id) == workspace_id), None)
+            if item is None:
+                self.message_user(
+                    request,
+                    f"Workspace {workspace_id} is not drifting (its machine is there, or it is no longer running or stopped).",
+                    level=messages.ERROR,
+                )
+                return back
+            workspace = item["workspace"]
+            message = f"{item['why']} Marked error by operator {request.user.email}; start it to recover."
+            if services.workspace_fail(workspace=workspace, message=message, actor=operator):
+                self.log_change(request, workspace, "Adopted a drift: marked error (machine gone).")
+                self.message_user(
+                    request, f"Workspace {workspace_id} is now 'error'; Start recovers it.", messages.SUCCESS
+                )
+            else:
+                self.message_user(
+                    request, f"Workspace {workspace_id} changed meanwhile; look again.", messages.ERROR
+                )
+            return back
+        self.message_user(request, f"Unknown action {action!r}.", level=messages.ERROR)
+        return back
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def inventory(driver) -> tuple[list[dict], list[dict]]:
+    """What the provider holds that no live workspace owns (the reconciler's rule), and live
+    ``running``/``stopped`` workspaces of this driver whose machine is gone or dead."""
+    machines = driver.list_machines()
+    volumes = driver.list_volumes()
+    held: dict[str, list[str]] = {}
+    states: dict[str, list[str]] = {}
+    for machine in machines:
+        held.setdefault(machine.workspace_id, []).append(f"machine {machine.machine_id} ({machine.state})")
+        states.setdefault(machine.workspace_id, []).append(machine.state)
+    for volume_id, workspace_id in volumes:
+        held.setdefault(workspace_id or "", []).append(f"volume {volume_id}")
+    rows = {
+        str(w.pk): w
+        for w in Workspace.objects.filter(pk__in=[wid for wid in held if _is_uuid(wid)]).select_related(
+            "project", "created_by"
+        )
+    }
+    orphans = []
+    for workspace_id, resources in sorted(held.items()):
+        if not _is_uuid(workspace_id):
+            continue  # not ours (no workspace tag): the reconciler leaves it alone too
+        workspace = rows.get(workspace_id)
+        reason = reconciler.orphan_reason(workspace)
+        if reason is not None:
+            orphans.append(
+                {
+                    "workspace_id": workspace_id,
+                    "workspace": workspace,
+                    "resources": resources,
+                    "reason": reason,
+                }
+            )
+    drift = []
+    expected = Workspace.live.filter(
+        driver=driver.name, status__in=[S.RUNNING, S.STOPPED], machine_id__isnull=False
+    ).select_related("project", "created_by")
+    for workspace in expected:
+        seen = states.get(str(workspace.id), [])
+        if not seen:
+            why = f"Machine {workspace.machine_id} vanished at the provider."
+        elif workspace.status == S.RUNNING and all(s in ("stopped", "failed", "destroyed") for s in seen):
+            why = f"Machine {workspace.machine_id} stopped unexpectedly (it is '{seen[0]}')."
+        else:
+            continue
+        drift.append({"workspace": workspace, "why": why})
+    return orphans, drift

@@ -158,7 +158,7 @@ def _sweep_inventory(report: Report) -> None:
 
     for workspace_id, held in by_workspace.items():
         workspace = rows.get(workspace_id)
-        reason = _orphan_reason(workspace)
+        reason = orphan_reason(workspace)
         if reason is None:
             continue
         try:
@@ -188,7 +188,7 @@ def _sweep_inventory(report: Report) -> None:
     rows.update({str(w.pk): w for w in Workspace.objects.filter(pk__in=loose - set(rows))})
     for workspace_id in sorted(loose):
         workspace = rows.get(workspace_id)
-        reason = _orphan_reason(workspace)
+        reason = orphan_reason(workspace)
         if reason is None:
             continue
         try:
@@ -222,7 +222,9 @@ def _sweep_inventory(report: Report) -> None:
             report.vanished.append(str(workspace.id))
 
 
-def _orphan_reason(workspace: Workspace | None) -> str | None:
+def orphan_reason(workspace: Workspace | None) -> str | None:
+    """Why a provider resource held for ``workspace`` (None: no such row) is an orphan that may be
+    destroyed, or None if it belongs to a live workspace. The admin's orphans page uses it too."""
     if workspace is None:
         return "no such workspace"
     if workspace.deleted_at is not None:
@@ -230,6 +232,9 @@ def _orphan_reason(workspace: Workspace | None) -> str | None:
     if workspace.status == S.ERROR and workspace.provisioned_at is None:
         return "its workspace failed before it ever ran, so it must hold nothing"
     return None
+
+
+_orphan_reason = orphan_reason  # the old private name
 
 
 def _is_uuid(value: str) -> bool:

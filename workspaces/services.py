@@ -377,6 +377,26 @@ def workspace_fail(*, workspace: Workspace, message: str, task_id: str = "", act
     )
 
 
+def workspace_force_error(*, workspace: Workspace, actor: Actor, reason: str) -> Workspace:
+    """An operator moves a live workspace to ``error`` with a reason (the admin's "Force to error"),
+    from any state but ``error``: what ``workspace_fail`` does on a provider failure, so that a start
+    can recover it. A task still working on it sees the row moved on and stands down."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("A reason is needed to force a workspace to error.")
+    if workspace.deleted_at is not None:
+        raise InvalidState("Cannot force a deleted workspace to error; it is already being destroyed.")
+    if workspace.status == S.ERROR:
+        raise InvalidState(
+            "Cannot force a workspace that is 'error' to error; force to error needs any other state."
+        )
+    if not workspace_fail(
+        workspace=workspace, message=f"Forced to error by an operator: {reason}", actor=actor
+    ):
+        raise InvalidState("The workspace changed while it was being forced to error; try again.")
+    return workspace
+
+
 def workspace_gave_up(*, workspace_id: str, message: str, task_id: str = "") -> None:
     """A task ran out of retries on transient provider errors: say so, in the state's failure."""
     workspace = Workspace.objects.filter(pk=workspace_id).first()
