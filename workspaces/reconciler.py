@@ -156,53 +156,19 @@ def _sweep_inventory(report: Report) -> None:
     ids = [wid for wid in by_workspace if _is_uuid(wid)]
     rows = {str(w.pk): w for w in Workspace.objects.filter(pk__in=ids)}
 
-    for workspace_id, held in by_workspace.items():
-        workspace = rows.get(workspace_id)
-        reason = orphan_reason(workspace)
-        if reason is None:
-            continue
-        try:
-            driver.destroy(workspace_id)
-        except DriverError as exc:
-            logger.warning("reconciler: could not destroy orphan %s: %s", workspace_id, exc.message)
-            continue
-        names = ", ".join(m.machine_id for m in held)
-        logger.info(
-            "reconciler: destroyed orphan machine(s) %s of workspace %s (%s)", names, workspace_id, reason
-        )
-        if workspace is not None:
-            services.record_event(
-                workspace,
-                kind=WorkspaceEvent.Kind.INFO,
-                message=f"Reconciler: destroyed machine {names}: {reason}.",
-            )
-        report.orphans_destroyed.append(workspace_id)
-
-    # Volumes that outlived their machine (a provider where volumes are separate resources).
+    # Machines, then volumes that outlived their machine (where volumes are separate resources).
+    found = {wid: "machine " + ", ".join(m.machine_id for m in held) for wid, held in by_workspace.items()}
     try:
         volumes = driver.list_volumes()
     except DriverError as exc:
         logger.warning("reconciler: could not list %s volumes: %s", driver.name, exc.message)
         volumes = []
-    loose = {wid for _, wid in volumes if wid and wid not in by_workspace and _is_uuid(wid)}
+    loose = {wid for _, wid in volumes if wid and wid not in found and _is_uuid(wid)}
     rows.update({str(w.pk): w for w in Workspace.objects.filter(pk__in=loose - set(rows))})
-    for workspace_id in sorted(loose):
-        workspace = rows.get(workspace_id)
-        reason = orphan_reason(workspace)
-        if reason is None:
-            continue
-        try:
-            driver.destroy(workspace_id)
-        except DriverError as exc:
-            logger.warning("reconciler: could not destroy orphan volume of %s: %s", workspace_id, exc.message)
-            continue
-        if workspace is not None:
-            services.record_event(
-                workspace,
-                kind=WorkspaceEvent.Kind.INFO,
-                message=f"Reconciler: destroyed a volume left behind: {reason}.",
-            )
-        report.orphans_destroyed.append(workspace_id)
+    found.update({wid: "a volume left behind" for wid in sorted(loose)})
+    for workspace_id, what in found.items():
+        if _destroy_if_orphan(driver, workspace_id, rows.get(workspace_id), what):
+            report.orphans_destroyed.append(workspace_id)
 
     # Workspaces that should have a machine at this provider, but whose machine is gone or dead.
     expected = Workspace.live.filter(
@@ -220,6 +186,24 @@ def _sweep_inventory(report: Report) -> None:
             continue
         if services.workspace_fail(workspace=workspace, message=why):
             report.vanished.append(str(workspace.id))
+
+
+def _destroy_if_orphan(driver, workspace_id: str, workspace: Workspace | None, what: str) -> bool:
+    """Destroy what the provider holds for ``workspace_id`` if our rows say it should hold nothing."""
+    reason = orphan_reason(workspace)
+    if reason is None:
+        return False
+    try:
+        driver.destroy(workspace_id)
+    except DriverError as exc:
+        logger.warning("reconciler: could not destroy %s of %s: %s", what, workspace_id, exc.message)
+        return False
+    logger.info("reconciler: destroyed %s of workspace %s (%s)", what, workspace_id, reason)
+    if workspace is not None:
+        services.record_event(
+            workspace, kind=WorkspaceEvent.Kind.INFO, message=f"Reconciler: destroyed {what}: {reason}."
+        )
+    return True
 
 
 def orphan_reason(workspace: Workspace | None) -> str | None:
