@@ -460,7 +460,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
         driver = get_driver()
         inventory_error = ""
         try:
-            orphans, drift = inventory(driver)
+            orphans, drift = reconciler.inventory(driver)
         except DriverError as exc:
             orphans, drift, inventory_error = [], [], exc.message
         context = {
@@ -478,12 +478,12 @@ class WorkspaceAdmin(admin.ModelAdmin):
         back = HttpResponseRedirect(reverse("admin:workspaces_workspace_orphans"))
         driver = get_driver()
         workspace_id = request.POST.get("workspace_id", "")
-        if not _is_uuid(workspace_id):
+        if not reconciler.is_uuid(workspace_id):
             self.message_user(request, f"No such workspace id: {workspace_id!r}.", level=messages.ERROR)
             return back
         operator = self._operator(request)
         try:
-            orphans, drift = inventory(driver)
+            orphans, drift = reconciler.inventory(driver)
         except DriverError as exc:
             self.message_user(
                 request, f"Could not list the provider's resources: {exc.message}", messages.ERROR
@@ -527,7 +527,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
                 )
                 return back
             workspace = item["workspace"]
-            message = f"{item['why']} Marked error by operator {request.user.email}; start it to recover."
+            message = f"{item['why']} (Marked error by operator {request.user.email}.)"
             if services.workspace_fail(workspace=workspace, message=message, actor=operator):
                 self.log_change(request, workspace, "Adopted a drift: marked error (machine gone).")
                 self.message_user(
@@ -540,60 +540,3 @@ class WorkspaceAdmin(admin.ModelAdmin):
             return back
         self.message_user(request, f"Unknown action {action!r}.", level=messages.ERROR)
         return back
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def inventory(driver) -> tuple[list[dict], list[dict]]:
-    """What the provider holds that no live workspace owns (the reconciler's rule), and live
-    ``running``/``stopped`` workspaces of this driver whose machine is gone or dead."""
-    machines = driver.list_machines()
-    volumes = driver.list_volumes()
-    held: dict[str, list[str]] = {}
-    states: dict[str, list[str]] = {}
-    for machine in machines:
-        held.setdefault(machine.workspace_id, []).append(f"machine {machine.machine_id} ({machine.state})")
-        states.setdefault(machine.workspace_id, []).append(machine.state)
-    for volume_id, workspace_id in volumes:
-        held.setdefault(workspace_id or "", []).append(f"volume {volume_id}")
-    rows = {
-        str(w.pk): w
-        for w in Workspace.objects.filter(pk__in=[wid for wid in held if _is_uuid(wid)]).select_related(
-            "project", "created_by"
-        )
-    }
-    orphans = []
-    for workspace_id, resources in sorted(held.items()):
-        if not _is_uuid(workspace_id):
-            continue  # not ours (no workspace tag): the reconciler leaves it alone too
-        workspace = rows.get(workspace_id)
-        reason = reconciler.orphan_reason(workspace)
-        if reason is not None:
-            orphans.append(
-                {
-                    "workspace_id": workspace_id,
-                    "workspace": workspace,
-                    "resources": resources,
-                    "reason": reason,
-                }
-            )
-    drift = []
-    expected = Workspace.live.filter(
-        driver=driver.name, status__in=[S.RUNNING, S.STOPPED], machine_id__isnull=False
-    ).select_related("project", "created_by")
-    for workspace in expected:
-        seen = states.get(str(workspace.id), [])
-        if not seen:
-            why = f"Machine {workspace.machine_id} vanished at the provider."
-        elif workspace.status == S.RUNNING and all(s in ("stopped", "failed", "destroyed") for s in seen):
-            why = f"Machine {workspace.machine_id} stopped unexpectedly (it is '{seen[0]}')."
-        else:
-            continue
-        drift.append({"workspace": workspace, "why": why})
-    return orphans, drift

@@ -146,53 +146,75 @@ def _queue(operation: str, workspace: Workspace) -> None:
 def _sweep_inventory(report: Report) -> None:
     driver = get_driver()
     try:
-        machines = driver.list_machines()
+        orphans, drift = inventory(driver)
     except DriverError as exc:
-        logger.warning("reconciler: could not list %s machines: %s", driver.name, exc.message)
+        logger.warning("reconciler: could not list what %s holds: %s", driver.name, exc.message)
         return
-    by_workspace = {}
+    for orphan in orphans:
+        if _destroy_orphan(driver, orphan):
+            report.orphans_destroyed.append(orphan["workspace_id"])
+    for item in drift:
+        if services.workspace_fail(workspace=item["workspace"], message=item["why"]):
+            report.vanished.append(str(item["workspace"].id))
+
+
+def inventory(driver) -> tuple[list[dict], list[dict]]:
+    """What the provider holds that no live workspace owns, and live ``running``/``stopped``
+    workspaces of this driver whose machine is gone or dead: what the sweep acts on, and what the
+    admin's orphans-and-drift page shows. Raises ``DriverError`` if the provider cannot be listed."""
+    machines = driver.list_machines()
+    volumes = driver.list_volumes()
+    held: dict[str, list[str]] = {}
+    states: dict[str, list[str]] = {}
     for machine in machines:
-        by_workspace.setdefault(machine.workspace_id, []).append(machine)
-    ids = [wid for wid in by_workspace if _is_uuid(wid)]
-    rows = {str(w.pk): w for w in Workspace.objects.filter(pk__in=ids)}
-
-    # Machines, then volumes that outlived their machine (where volumes are separate resources).
-    found = {wid: "machine " + ", ".join(m.machine_id for m in held) for wid, held in by_workspace.items()}
-    try:
-        volumes = driver.list_volumes()
-    except DriverError as exc:
-        logger.warning("reconciler: could not list %s volumes: %s", driver.name, exc.message)
-        volumes = []
-    loose = {wid for _, wid in volumes if wid and wid not in found and _is_uuid(wid)}
-    rows.update({str(w.pk): w for w in Workspace.objects.filter(pk__in=loose - set(rows))})
-    found.update({wid: "a volume left behind" for wid in sorted(loose)})
-    for workspace_id, what in found.items():
-        if _destroy_if_orphan(driver, workspace_id, rows.get(workspace_id), what):
-            report.orphans_destroyed.append(workspace_id)
-
-    # Workspaces that should have a machine at this provider, but whose machine is gone or dead.
+        held.setdefault(machine.workspace_id, []).append(f"machine {machine.machine_id} ({machine.state})")
+        states.setdefault(machine.workspace_id, []).append(machine.state)
+    for volume_id, workspace_id in volumes:
+        held.setdefault(workspace_id or "", []).append(f"volume {volume_id}")
+    rows = {
+        str(w.pk): w
+        for w in Workspace.objects.filter(pk__in=[wid for wid in held if is_uuid(wid)]).select_related(
+            "project", "created_by"
+        )
+    }
+    orphans = []
+    for workspace_id, resources in sorted(held.items()):
+        if not is_uuid(workspace_id):
+            continue  # not ours (no workspace tag): the reconciler leaves it alone too
+        workspace = rows.get(workspace_id)
+        reason = orphan_reason(workspace)
+        if reason is not None:
+            orphans.append(
+                {
+                    "workspace_id": workspace_id,
+                    "workspace": workspace,
+                    "resources": resources,
+                    "reason": reason,
+                }
+            )
+    drift = []
     expected = Workspace.live.filter(
         driver=driver.name, status__in=[S.RUNNING, S.STOPPED], machine_id__isnull=False
-    )
-    for workspace in expected.select_related("project"):
-        held = by_workspace.get(str(workspace.id), [])
-        if not held:
+    ).select_related("project", "created_by")
+    for workspace in expected:
+        seen = states.get(str(workspace.id), [])
+        if not seen:
             why = f"Machine {workspace.machine_id} vanished at the provider."
-        elif workspace.status == S.RUNNING and all(
-            m.state in ("stopped", "failed", "destroyed") for m in held
-        ):
-            why = f"Machine {workspace.machine_id} stopped unexpectedly (it is '{held[0].state}'); start the workspace to boot it again."
+        elif workspace.status == S.RUNNING and all(s in ("stopped", "failed", "destroyed") for s in seen):
+            why = (
+                f"Machine {workspace.machine_id} stopped unexpectedly (it is '{seen[0]}'); "
+                "start the workspace to boot it again."
+            )
         else:
             continue
-        if services.workspace_fail(workspace=workspace, message=why):
-            report.vanished.append(str(workspace.id))
+        drift.append({"workspace": workspace, "why": why})
+    return orphans, drift
 
 
-def _destroy_if_orphan(driver, workspace_id: str, workspace: Workspace | None, what: str) -> bool:
-    """Destroy what the provider holds for ``workspace_id`` if our rows say it should hold nothing."""
-    reason = orphan_reason(workspace)
-    if reason is None:
-        return False
+def _destroy_orphan(driver, orphan: dict) -> bool:
+    """Destroy what the provider holds for an orphan's workspace id, saying so on its timeline."""
+    workspace_id, workspace, reason = orphan["workspace_id"], orphan["workspace"], orphan["reason"]
+    what = ", ".join(orphan["resources"])
     try:
         driver.destroy(workspace_id)
     except DriverError as exc:
@@ -218,10 +240,7 @@ def orphan_reason(workspace: Workspace | None) -> str | None:
     return None
 
 
-_orphan_reason = orphan_reason  # the old private name
-
-
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
     except ValueError:
