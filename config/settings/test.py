@@ -17,7 +17,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 CELERY_BROKER_DIR = TEST_VAR_DIR / "celery-broker"
 CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL, CELERY_BROKER_DIR)
 # A queue of the test run's own, so that a development worker on the same broker takes nothing.
-CELERY_TASK_DEFAULT_QUEUE = "tests"
+# Live-server tests (tests/live.py) give their web and worker processes yet another one.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="tests")
 
 LOCAL_DRIVER_ROOT = TEST_VAR_DIR / "local-machines"
 LOCAL_DRIVER_AGENT_PORT = env.int("LOCAL_DRIVER_AGENT_PORT", default=18080)
