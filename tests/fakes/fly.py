@@ -779,6 +779,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app", default="workspaces", help="the app name to print in the settings")
     parser.add_argument("--region", default="ams", help="the region to print in the settings")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--create-delay", type=float, default=0.02, help="seconds from created to starting")
     parser.add_argument("--start-delay", type=float, default=1.0, help="seconds from starting to started")
     parser.add_argument("--stop-delay", type=float, default=0.5)
     parser.add_argument("--destroy-delay", type=float, default=0.5)
@@ -794,6 +795,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         token=args.token,
         seed=args.seed,
+        create_delay=args.create_delay,
         start_delay=args.start_delay,
         stop_delay=args.stop_delay,
         destroy_delay=args.destroy_delay,
