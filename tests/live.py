@@ -16,7 +16,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,18 +91,32 @@ class _Process:
 
 class WorkerProcess(_Process):
     """A real ``celery worker`` process consuming ``queue``. Tests may kill it (``kill()``) and start
-    it again (``start()``), as an operator's supervisor would."""
+    it again (``start()``), as an operator's supervisor would. ``pool`` and ``concurrency`` are
+    Celery's ``--pool`` and ``--concurrency`` (solo by default: one task at a time, no child process)."""
 
     name = "worker"
 
-    def __init__(self, env: dict[str, str], log_dir: Path, *, queue: str, name: str = "worker"):
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        queue: str,
+        name: str = "worker",
+        pool: str = "solo",
+        concurrency: int | None = None,
+    ):
         self.name = name
         super().__init__(env, log_dir)
         self.queue = queue
+        self.pool = pool
+        self.concurrency = concurrency
 
     def command(self) -> list[str]:
         return [
-            *(sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO"),
+            *(sys.executable, "-m", "celery", "-A", "config", "worker", f"--pool={self.pool}"),
+            "--loglevel=INFO",
+            *((f"--concurrency={self.concurrency}",) if self.concurrency else ()),
             *(
                 "--without-mingle",
                 "--without-gossip",
@@ -153,12 +169,16 @@ class LiveStack:
         env: dict[str, str] | None = None,
         web: int = 1,
         web_workers: int = 2,
-        workers: int = 1,
+        workers: int | Sequence[dict[str, Any]] = 1,
     ):
+        """``workers``: how many solo workers, or one dict of ``WorkerProcess`` options (``pool``,
+        ``concurrency``) per worker, e.g. ``[{}, {"pool": "prefork", "concurrency": 2}]``."""
         shared = {"DATABASE_URL": database_url, "CELERY_TASK_DEFAULT_QUEUE": queue, **(env or {})}
         self.webs = [WebProcess(shared, log_dir / f"web{n}", workers=web_workers) for n in range(web)]
+        options = [{}] * workers if isinstance(workers, int) else list(workers)
         self.workers = [
-            WorkerProcess(shared, log_dir, queue=queue, name=f"worker{n}") for n in range(workers)
+            WorkerProcess(shared, log_dir, queue=queue, name=f"worker{n}", **each)
+            for n, each in enumerate(options)
         ]
 
     @property

@@ -1,0 +1,189 @@
+"""Many workers at once (issue 8): several Celery worker processes and two web processes on one
+database and one broker, hundreds of workspaces created over HTTP and provisioned through the fly
+driver against the fake Fly Machines API, and each of them provisioned exactly once: one volume, one
+machine, one successful attempt, by whichever worker took it, with every worker doing its share.
+
+The processes are what a deployment runs (tests/live.py): gunicorn and ``celery worker``, on the
+test database and a queue of their own. The fake adds a little latency to every call so that the
+workers' provisioning overlaps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from django.db import connection
+
+from tests.conftest import database_url_for_processes
+from tests.factories import ProjectFactory, UserFactory, make_token
+from tests.live import LiveStack
+from workspaces.drivers.fly import workspace_of_volume
+from workspaces.models import Workspace, WorkspaceEvent
+
+pytestmark = pytest.mark.worker
+
+SMALL = {"hardware": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256, "volume_size_gb": 1}}
+USERS = 10  # each with two projects: the creates contend on ten users' quota locks, not one
+# Room for every user's share (the default quota is 20 workspaces and 32 CPUs per user).
+QUOTA = {"max_workspaces": 100, "max_vcpus": 100, "max_memory_mb": 131072, "max_volume_gb": 1000}
+# Three solo workers (one task at a time each) and one prefork worker with two children: the two
+# pools a deployment may run, all taking from the same queue.
+WORKERS = [{}, {}, {}, {"pool": "prefork", "concurrency": 2}]
+TASK_DONE = re.compile(r"Task workspaces\.tasks\.provision_workspace\[([0-9a-f-]{36})\] succeeded")
+
+
+def workspace_count() -> int:
+    """300 on PostgreSQL. On SQLite 60: every write of every process (two web processes of two
+    gunicorn workers each, five worker processes) takes the one database file's write lock in turn,
+    and 300 workspaces there mostly measure that queue, past the runtime this suite can afford; 60
+    still keeps every worker busy at once, which is what the test is about."""
+    return 300 if connection.vendor == "postgresql" else 60
+
+
+@pytest.fixture
+def fly(fake_fly, settings):
+    """The fake, clean, with a little latency on every call; forgotten again afterwards."""
+    settings.WORKSPACE_DRIVER = "fly"
+    fake_fly.reset()
+    fake_fly.set_faults(latency_ms=30)
+    yield fake_fly
+    fake_fly.reset()
+
+
+@pytest.fixture
+def accounts(transactional_db):
+    """Users, each with a token and two projects, committed so that the web processes see them."""
+    made = []
+    for _ in range(USERS):
+        user = UserFactory()
+        made.append((make_token(user), [ProjectFactory(owner=user), ProjectFactory(owner=user)]))
+    return made
+
+
+@pytest.fixture
+def stack(transactional_db, fly, tmp_path):
+    stack = LiveStack(
+        database_url=database_url_for_processes(),
+        log_dir=tmp_path,
+        queue=f"many-workers-{uuid.uuid4().hex[:8]}",
+        env={"WORKSPACE_DRIVER": "fly", "WORKSPACE_QUOTA_DEFAULTS": json.dumps(QUOTA)},
+        web=2,
+        workers=WORKERS,
+    )
+    with stack:
+        yield stack
+
+
+def create_all(stack, accounts, count):
+    """``count`` creates over HTTP, from eight threads, spread over both web processes, every user
+    and every project. Returns {workspace id: the token of its owner}."""
+    plan = []
+    for n in range(count):
+        token, projects = accounts[n % len(accounts)]
+        plan.append((stack.urls[n % len(stack.urls)], token, projects[(n // len(accounts)) % 2]))
+
+    def create(step):
+        url, token, project = step
+        response = client.post(
+            f"{url}/projects/{project.id}/workspaces",
+            json=SMALL,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 201, f"{url}: {response.status_code} {response.text}"
+        return response.json()["id"], token
+
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(pool.map(create, plan))
+
+
+def wait_until_running(stack, accounts, ids, timeout=300):
+    """Every workspace's body as its owner lists it, once all are ``running``; a clear failure with
+    the counts by status and the processes' logs if they are not by the deadline."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=60) as client:
+        while True:
+            bodies = {}
+            for n, (token, _) in enumerate(accounts):
+                url = stack.urls[n % len(stack.urls)]
+                response = client.get(f"{url}/workspaces", headers={"Authorization": f"Bearer {token}"})
+                assert response.status_code == 200, response.text
+                bodies.update({w["id"]: w for w in response.json()["workspaces"]})
+            statuses = Counter(bodies[i]["status"] if i in bodies else "missing" for i in ids)
+            if statuses["running"] == len(ids):
+                return bodies
+            if time.monotonic() > deadline or statuses.keys() & {"error", "missing"}:
+                errors = [
+                    bodies[i]["error_message"] for i in ids if bodies.get(i, {}).get("status") == "error"
+                ]
+                pytest.fail(
+                    f"not all {len(ids)} workspaces running: {dict(statuses)}; errors: {errors[:5]}\n"
+                    f"{stack.logs()}"
+                )
+            time.sleep(0.5)
+
+
+def test_hundreds_of_workspaces_each_provisioned_exactly_once(stack, accounts, fly):
+    count = workspace_count()
+    ids = create_all(stack, accounts, count)
+    assert len(ids) == count  # every create answered 201 with a workspace of its own
+    bodies = wait_until_running(stack, accounts, ids)
+
+    # The provider was asked to make exactly one volume and one machine per workspace, and nothing
+    # was made twice and cleaned up afterwards (no duplicate to discard).
+    requests = Counter((r["action"], r["status"]) for r in fly.requests)
+    assert requests[("create_volume", 200)] == count, requests
+    assert requests[("create_machine", 200)] == count, requests
+    assert not [r for r in fly.requests if r["action"] in ("delete_machine", "delete_volume")]
+    assert not [r for r in fly.requests if r["status"] != 200], requests
+
+    machines = defaultdict(list)
+    for machine in list(fly.machines.values()):  # destroyed ones too: every machine ever made
+        machines[machine["config"]["metadata"]["workspace_id"]].append(machine)
+    volumes = defaultdict(list)
+    for volume in list(fly.volumes.values()):
+        volumes[workspace_of_volume(volume["name"])].append(volume)
+    assert set(machines) == set(ids) == set(volumes)
+    for workspace_id in ids:
+        (machine,), (volume,) = machines[workspace_id], volumes[workspace_id]
+        assert machine["state"] == "started"
+        assert bodies[workspace_id]["machine_id"] == machine["id"]
+        assert volume["attached_machine_id"] == machine["id"]
+    assert len({bodies[i]["machine_id"] for i in ids}) == count
+
+    # Each workspace's timeline: one provisioning attempt, which succeeded, and one pass through
+    # each status on the way to running.
+    attempts = defaultdict(list)
+    for event in WorkspaceEvent.objects.filter(workspace__in=ids, kind=WorkspaceEvent.Kind.ATTEMPT):
+        attempts[str(event.workspace_id)].append(event)
+    for workspace_id in ids:
+        (event,) = attempts[workspace_id]
+        assert event.operation == "provision"
+        assert event.duration_ms is not None and not event.error, event.message
+        assert event.message == "Provision attempt 1 succeeded."
+    moves = Counter(
+        WorkspaceEvent.objects.filter(workspace__in=ids, kind=WorkspaceEvent.Kind.STATUS).values_list(
+            "from_status", "to_status"
+        )
+    )
+    assert moves == {
+        (None, "creating"): count,
+        ("creating", "starting"): count,
+        ("starting", "running"): count,
+    }
+    assert Workspace.objects.filter(pk__in=ids, status="running").count() == count
+
+    # Every worker process did some of the work: each attempt's task id is in exactly one worker's log.
+    done_by = {}
+    for worker in stack.workers:
+        for task_id in TASK_DONE.findall(worker.log()):
+            assert task_id not in done_by, f"task {task_id} ran in {done_by[task_id]} and {worker.name}"
+            done_by[task_id] = worker.name
+    shares = Counter(done_by[attempts[i][0].task_id] for i in ids)
+    assert set(shares) == {worker.name for worker in stack.workers}, shares
