@@ -7,11 +7,14 @@ row (no duration): the reconciler reads that as "picked up, then lost" and queue
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 
 from workspaces.drivers import DriverError
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent
+
+logger = logging.getLogger(__name__)
 
 
 class Attempt:
@@ -40,6 +43,7 @@ def attempt(workspace: Workspace, operation: str, task_id: str):
         message=f"{operation.capitalize()} attempt {number} started.",
     )
     run = Attempt(event)
+    logger.info("%s attempt %s started", operation, number, extra={"operation": operation, "attempt": number})
     started = time.monotonic()
     outcome, error, request_id = "succeeded", "", ""
     try:
@@ -52,11 +56,26 @@ def attempt(workspace: Workspace, operation: str, task_id: str):
         outcome, error = "failed unexpectedly", f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        duration_ms = int((time.monotonic() - started) * 1000)
+        provider_request_id = (request_id or run.request_id or "")[:128]
         WorkspaceEvent.objects.filter(pk=event.pk).update(
-            duration_ms=int((time.monotonic() - started) * 1000),
-            request_id=(request_id or run.request_id or "")[:128],
+            duration_ms=duration_ms,
+            request_id=provider_request_id,
             error=error,
             message=f"{operation.capitalize()} attempt {number} {outcome}.",
+        )
+        logger.info(
+            "%s attempt %s %s",
+            operation,
+            number,
+            outcome,
+            extra={
+                "operation": operation,
+                "attempt": number,
+                "duration_ms": duration_ms,
+                "provider_request_id": provider_request_id or None,
+                "error": error or None,
+            },
         )
 
 

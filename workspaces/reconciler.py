@@ -30,6 +30,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from config.metrics import count_reconciler_pass
 from workspaces import services
 from workspaces.attempts import last_attempt
 from workspaces.drivers import DriverError, get_driver
@@ -63,6 +64,7 @@ def reconcile(*, now: datetime | None = None) -> Report:
         _sweep_inventory(report)
         if any((report.timed_out, report.requeued, report.orphans_destroyed, report.vanished)):
             logger.info("reconciler: %s", report)
+        count_reconciler_pass(report)
         return report
     finally:
         cache.delete(LOCK_KEY)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from config.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -38,6 +40,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",  # first: every response and log line gets the request id
+    "config.metrics.MetricsMiddleware",
+    "config.middleware.ProbeMiddleware",  # /healthz, /readyz, /metrics: before the host check and HTTPS redirect
     "config.middleware.StripTrailingSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -139,6 +144,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "WorkspaceStatus": "workspaces.models.WorkspaceStatus",
+        "EventActorKind": "workspaces.models.ActorKind",
     },
 }
 
@@ -284,10 +290,16 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# --- Operations: logs, health, metrics ----------------------------------------------------------------
+
+# Structured logs (config/logs.py): "console" (readable key=value lines) here, "json" in production.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
+# /readyz (config/health.py) wants a worker heartbeat younger than this. Web processes that must be
+# ready before any worker exists can set READINESS_REQUIRE_WORKER=false: the check is then reported
+# but does not make the answer 503.
+READINESS_REQUIRE_WORKER = env.bool("READINESS_REQUIRE_WORKER", default=True)
+READINESS_WORKER_MAX_AGE_SECONDS = env.float("READINESS_WORKER_MAX_AGE_SECONDS", default=60)
+# /metrics (config/metrics.py) answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -618,6 +618,19 @@ class FlyDriver(Driver):
             else:
                 request_id = response.headers.get("fly-request-id")
                 status = response.status_code
+                logger.info(
+                    "fly %s %s: %s",
+                    method,
+                    path,
+                    status,
+                    extra={
+                        "provider": "fly",
+                        "http_method": method,
+                        "http_path": path,
+                        "http_status": status,
+                        "fly_request_id": request_id,
+                    },
+                )
                 if 200 <= status < 300 or status in allow:
                     return _Answer(status, _json(response), request_id)
                 if status == 429:

@@ -1,0 +1,52 @@
+"""Gunicorn's configuration: ``gunicorn -c config/gunicorn.py config.wsgi``.
+
+Every value can be changed from the environment: ``PORT`` (8000), ``WEB_CONCURRENCY`` (worker
+processes: 2 x cores + 1, at most 8 by default, since each holds its own database connection),
+``GUNICORN_THREADS`` (1), ``GUNICORN_TIMEOUT`` (30 s), ``GUNICORN_MAX_REQUESTS`` (1000).
+
+No access log: ``config.middleware.RequestIdMiddleware`` writes one structured line per request
+(with its request id), in the same format as every other line. Gunicorn's own lines go to stderr.
+
+Metrics: gunicorn runs several processes, so ``prometheus_client`` runs in multiprocess mode: each
+process writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder
+unless set; on Kubernetes, point it at an ``emptyDir``), the folder is emptied when gunicorn starts,
+and a process that exits is marked dead so its gauges disappear (config/metrics.py).
+"""
+
+import multiprocessing
+import os
+import tempfile
+from pathlib import Path
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Set here, in the arbiter, before any worker imports prometheus_client: the workers inherit it.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-multiproc-")
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))  # a request longer than this is killed
+graceful_timeout = 30  # on SIGTERM (a deploy), requests under way get this long to finish
+keepalive = 5  # longer than nothing, shorter than a load balancer's idle timeout (usually 60 s)
+# Recycle workers now and then (with jitter, so they do not all restart at once) against slow leaks.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
+max_requests_jitter = max_requests // 10
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Gunicorn's worker heartbeat files: in memory, not on a container's (possibly slow) disk.
+worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
+
+
+def on_starting(server):
+    """Samples of an earlier run of the server would be added to this one's: start empty."""
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
