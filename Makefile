@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test browser check lint format schema clean
+.PHONY: run test browser check deploy-check lint format schema clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
@@ -29,7 +29,7 @@ browser:
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "No chromium: the browser tests (tests/browser) will be skipped. Install Debian's chromium to run them."; fi; }
 
-## make check: lint, migrations in step with models, and a clean OpenAPI schema equal to the committed openapi.yaml
+## make check: lint, migrations in step with models, a clean OpenAPI schema equal to the committed openapi.yaml, deploy recipes
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -37,6 +37,11 @@ check: $(STAMP)
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file var/openapi.generated.yaml
 	@diff -u openapi.yaml var/openapi.generated.yaml || { \
 	  echo "The API contract changed: openapi.yaml is not what the code generates. If that is meant, run 'make schema' and commit openapi.yaml."; exit 1; }
+	$(MAKE) --no-print-directory deploy-check
+
+## make deploy-check: Dockerfile, compose.yaml, Procfile and deploy/k8s checked offline (deploy/check says how)
+deploy-check: $(STAMP)
+	BIN=$(BIN) deploy/check
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
