@@ -34,7 +34,8 @@ REPLAYED_HEADERS = ("Location",)
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
-    str,
+    # The server takes any printable key; the schema names the portable subset (visible ASCII).
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     location=OpenApiParameter.HEADER,
     required=False,
     description="Any unique string up to 255 characters. Retrying with the same key and body within 24 hours "

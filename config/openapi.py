@@ -1,8 +1,26 @@
 """What the OpenAPI schema needs beyond what drf-spectacular reads from views: the error shape,
-the Bearer security scheme, and the standard error responses of each operation."""
+the Bearer security scheme, the standard error responses of each operation, strict request objects
+and named enums.
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, inline_serializer
+The committed ``openapi.yaml`` is what this code generates (``make check`` compares them); the SDK
+and fuzzer tests in ``tests/contract`` hold the server to it.
+"""
+
+from collections.abc import Callable
+
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
+from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 
@@ -32,6 +50,7 @@ class ErrorDetailSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(component_name="ApiError")  # "Error" is a reserved word in many SDK languages
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="A sentence for people.")
     code = serializers.CharField(help_text="A stable code for programs.")
@@ -70,6 +89,70 @@ def uuid_path_parameter(name: str, description: str) -> OpenApiParameter:
     )
 
 
+class StrictObjectExtension(OpenApiSerializerExtension):
+    """Request bodies parsed by a ``StrictSerializer`` reject unknown fields (``unknown_field``), so
+    their schema says ``additionalProperties: false``: generated clients and fuzzers then know."""
+
+    target_class = "config.serializers.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema["additionalProperties"] = False
+        return schema
+
+
+class NamedEnum:
+    """A string field that the schema shows as the named enum component ``enum_name``, whatever the
+    field validates (the services check values and answer with their own codes and ``allowed``).
+
+    Named here because drf-spectacular names enums after the field (``RoleEnum``), which collides
+    when two fields share a name but not their values. ``enum_values`` may be a callable, read when
+    the schema is generated (for values a deployment configures)."""
+
+    enum_name: str
+    enum_values: list[str] | Callable[[], list[str]]
+    enum_description: str
+
+
+class _NamedEnumExtension(OpenApiSerializerFieldExtension):
+    target_class = NamedEnum
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        values = field.enum_values() if callable(field.enum_values) else field.enum_values
+        schema = {"type": "string", "enum": list(values), "description": field.enum_description}
+        component = ResolvedComponent(
+            name=field.enum_name, type=ResolvedComponent.SCHEMA, object=field.enum_name, schema=schema
+        )
+        auto_schema.registry.register_on_missing(component)
+        return component.ref
+
+
+class SchemaHints:
+    """A field whose schema carries extra JSON Schema keywords (``schema={"pattern": ...}``) for rules
+    the services enforce with their own error codes: generated clients and fuzzers see the rule, and
+    the answer to breaking it stays the service's."""
+
+    def __init__(self, *args, schema: dict | None = None, **kwargs):
+        self.schema_hints = schema or {}
+        super().__init__(*args, **kwargs)
+
+
+class _SchemaHintsExtension(OpenApiSerializerFieldExtension):
+    target_class = SchemaHints
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        return {**schema, **self.target.schema_hints}
+
+
+# A value the server trims to nothing is blank: a name must hold something besides whitespace.
+NOT_BLANK = {"pattern": r"\S"}
+
+
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.BearerTokenAuthentication"
     name = "BearerAuth"
@@ -84,6 +167,9 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 
 __all__ = [
+    "NOT_BLANK",
+    "NamedEnum",
+    "SchemaHints",
     "OpenApiExample",
     "error_responses",
     "inline_serializer",

@@ -15,25 +15,26 @@ from rest_framework.response import Response
 
 from config.errors import ValidationFailed
 
+# No list is this long; the bound keeps `offset + limit` inside every database's integer range.
+MAX_OFFSET = 2**31 - 1
 
-def _int_param(request, name: str, default: int, low: int, high: int | None) -> int:
+
+def _int_param(request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    allowed = {"min": low} if high is None else {"min": low, "max": high}
     try:
-        value = int(raw)
+        value = int(raw) if raw.isascii() and raw.strip() == raw else None
     except ValueError:
         value = None
-    if value is None or value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+    if value is None or not low <= value <= high:
         raise ValidationFailed.from_details(
             [
                 {
                     "field": name,
                     "code": f"invalid_{name}",
-                    "message": f"{name} must be an integer {bound}; got {raw!r}.",
-                    "allowed": allowed,
+                    "message": f"{name} must be an integer between {low} and {high}; got {raw!r}.",
+                    "allowed": {"min": low, "max": high},
                 }
             ]
         )
@@ -43,7 +44,7 @@ def _int_param(request, name: str, default: int, low: int, high: int | None) -> 
 def paginated_response(request, queryset: QuerySet, serializer_class, envelope: str, **context) -> Response:
     maximum = settings.API_LIST_MAX_LIMIT
     limit = _int_param(request, "limit", maximum, 1, maximum)
-    offset = _int_param(request, "offset", 0, 0, None)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     rows = list(queryset[offset : offset + limit + 1])
     headers = {}
     if len(rows) > limit:
@@ -57,7 +58,13 @@ def paginated_response(request, queryset: QuerySet, serializer_class, envelope: 
 
 PAGINATION_PARAMETERS = [
     OpenApiParameter(
-        "limit", int, description="At most this many results (default and maximum: the server's maximum)."
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": settings.API_LIST_MAX_LIMIT},
+        description="At most this many results (default and maximum: the server's maximum).",
     ),
-    OpenApiParameter("offset", int, description="Skip this many results."),
+    OpenApiParameter(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        description="Skip this many results.",
+    ),
 ]

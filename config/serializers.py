@@ -10,6 +10,8 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
+from config.openapi import SchemaHints
+
 JSON_TYPE_NAMES = {
     bool: "a boolean",
     int: "an integer",
@@ -69,6 +71,10 @@ class StrictCharField(_NullIsATypeError, serializers.CharField):
         if not isinstance(data, str):
             raise _type_error(self.expected, data)
         return super().to_internal_value(data)
+
+
+class HintedCharField(SchemaHints, StrictCharField):
+    """A strict string whose schema names a rule (``schema={"pattern": ...}``): see SchemaHints."""
 
 
 class StrictSerializer(_NullIsATypeError, serializers.Serializer):

@@ -27,3 +27,17 @@ def validate_repo_url(value: str) -> None:
 def validate_branch(value: str) -> None:
     if not value or len(value) > 255 or _BAD_REF.search(value):
         raise ValidationError("default_branch is not a valid git branch name.", code="invalid_branch")
+
+
+def repo_url_schema_pattern() -> str:
+    """A pattern for the schema: a subset of what ``validate_repo_url`` accepts, so that any value
+    matching it is accepted (generated clients and fuzzers build values from it)."""
+    schemes = [scheme for scheme in settings.PROJECT_REPO_URL_SCHEMES if scheme != "file"]
+    alternatives = [rf"(?:{'|'.join(schemes)})://[\w.@:-]+(?:/\S*)?"] if schemes else []
+    if "ssh" in schemes:
+        alternatives.append(r"[\w.-]+@[\w.-]+:\S+")
+    return f"^(?:{'|'.join(alternatives)})$" if alternatives else "^$"
+
+
+# The same for branch names: dot-, slash- or dash-separated words (a subset of git's rules).
+BRANCH_SCHEMA_PATTERN = r"^\w+(?:[./-]\w+)*$"

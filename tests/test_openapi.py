@@ -5,7 +5,7 @@ import yaml
 
 pytestmark = pytest.mark.django_db
 
-ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_REF = {"$ref": "#/components/schemas/ApiError"}
 
 
 @pytest.fixture

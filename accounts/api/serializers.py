@@ -7,7 +7,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from accounts.models import ApiToken, User
 from config.serializers import StrictCharField, StrictIntegerField, StrictSerializer, json_type_name
-from workspaces.api.serializers import HardwareSerializer
+from workspaces.api.serializers import CpuKindInputField, HardwareSerializer
 
 # --- user settings ---------------------------------------------------------------------------------
 
@@ -15,7 +15,7 @@ from workspaces.api.serializers import HardwareSerializer
 class DefaultHardwarePartialSerializer(StrictSerializer):
     """Any subset of the hardware fields; the missing ones keep their current value."""
 
-    cpu_kind = StrictCharField(required=False, help_text='CPU type: "shared" or "performance".')
+    cpu_kind = CpuKindInputField(required=False, help_text='CPU type: "shared" or "performance".')
     cpus = StrictIntegerField(required=False, help_text="Number of CPUs.")
     memory_mb = StrictIntegerField(required=False, help_text="Memory in megabytes.")
     volume_size_gb = StrictIntegerField(required=False, help_text="Volume size in gigabytes.")
@@ -25,7 +25,7 @@ class DefaultHardwarePartialSerializer(StrictSerializer):
 class DefaultHardwareInputSerializer(StrictSerializer):
     """A complete hardware choice: every field but `gpu_kind` (null when omitted) is required."""
 
-    cpu_kind = StrictCharField(help_text='CPU type: "shared" or "performance".')
+    cpu_kind = CpuKindInputField(help_text='CPU type: "shared" or "performance".')
     cpus = StrictIntegerField(help_text="Number of CPUs.")
     memory_mb = StrictIntegerField(help_text="Memory in megabytes.")
     volume_size_gb = StrictIntegerField(help_text="Volume size in gigabytes.")

@@ -131,7 +131,7 @@ class ApiTokenListView(APIView):
         responses={201: ApiTokenCreatedSerializer, **error_responses(400, 401, 415)},
         examples=[
             OpenApiExample(
-                "Request", value={"name": "laptop", "expires_at": "2026-01-15T10:30:00Z"}, request_only=True
+                "Request", value={"name": "laptop", "expires_at": "2035-01-15T10:30:00Z"}, request_only=True
             )
         ],
     )

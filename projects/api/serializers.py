@@ -1,12 +1,16 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
-from config.serializers import StrictCharField, StrictSerializer
+from config.openapi import NOT_BLANK, NamedEnum
+from config.serializers import HintedCharField, StrictCharField, StrictSerializer
 from projects.models import OWNER, Project, Role
-from projects.validators import validate_branch, validate_repo_url
+from projects.validators import (
+    BRANCH_SCHEMA_PATTERN,
+    repo_url_schema_pattern,
+    validate_branch,
+    validate_repo_url,
+)
 
 
 def _django_validator(func):
@@ -24,18 +28,20 @@ def _django_validator(func):
 
 
 class ProjectCreateInputSerializer(StrictSerializer):
-    name = StrictCharField(max_length=100, help_text="Unique among your projects.")
+    name = HintedCharField(max_length=100, schema=NOT_BLANK, help_text="Unique among your projects.")
     description = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
-    repo_url = StrictCharField(
+    repo_url = HintedCharField(
         required=False,
+        schema={"pattern": repo_url_schema_pattern()},
         allow_null=True,
         default=None,
         max_length=2048,
         validators=[_django_validator(validate_repo_url)],
         help_text="A git repository cloned into each new workspace.",
     )
-    default_branch = StrictCharField(
+    default_branch = HintedCharField(
         required=False,
+        schema={"pattern": BRANCH_SCHEMA_PATTERN},
         allow_null=True,
         default=None,
         max_length=255,
@@ -58,32 +64,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class _NamedEnum:
-    """A string field whose values the schema shows as the enum component ``enum_name``.
-
-    Named here because drf-spectacular names enums after the field (``RoleEnum``), and the two sets
-    of roles below (what a member can be; what anyone in a project is) would collide under it."""
-
-    enum_name: str
-    enum_values: list[str]
-    enum_description: str
-
-
-class _NamedEnumExtension(OpenApiSerializerFieldExtension):
-    target_class = _NamedEnum
-    match_subclasses = True
-
-    def map_serializer_field(self, auto_schema, direction):
-        field = self.target
-        schema = {"type": "string", "enum": field.enum_values, "description": field.enum_description}
-        component = ResolvedComponent(
-            name=field.enum_name, type=ResolvedComponent.SCHEMA, object=field.enum_name, schema=schema
-        )
-        auto_schema.registry.register_on_missing(component)
-        return component.ref
-
-
-class RoleInputField(_NamedEnum, StrictCharField):
+class RoleInputField(NamedEnum, StrictCharField):
     """A member's role. The services check it (``invalid_choice``, with the choices in ``allowed``,
     which only they can put in the error's details); here it only has to be a string."""
 
@@ -96,7 +77,7 @@ class RoleInputField(_NamedEnum, StrictCharField):
         super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
 
 
-class ProjectRoleField(_NamedEnum, serializers.ChoiceField):
+class ProjectRoleField(NamedEnum, serializers.ChoiceField):
     enum_name = "ProjectRole"
     enum_values = [OWNER, *Role.values]
     enum_description = (

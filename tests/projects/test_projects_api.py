@@ -476,7 +476,7 @@ def test_the_schema_documents_every_project_operation(client, path, method, oper
     assert set(operation["responses"]) == statuses
     for status in statuses - {"200", "201", "204"}:
         schema = operation["responses"][status]["content"]["application/json"]["schema"]
-        assert schema == {"$ref": "#/components/schemas/Error"}, status
+        assert schema == {"$ref": "#/components/schemas/ApiError"}, status
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path":
             assert parameter["schema"] == {"type": "string", "format": "uuid"}

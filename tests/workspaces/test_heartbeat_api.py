@@ -272,7 +272,7 @@ def test_the_heartbeat_is_documented_with_its_own_security_scheme(client):
     assert set(operation["responses"]) == {"204", "400", "401", "404", "415"}  # not rate limited: no 429
     for status in ("400", "401", "404"):
         assert operation["responses"][status]["content"]["application/json"]["schema"] == {
-            "$ref": "#/components/schemas/Error"
+            "$ref": "#/components/schemas/ApiError"
         }
     assert schema["components"]["securitySchemes"]["AgentToken"]["scheme"] == "bearer"
     # Nothing else accepts agent tokens.

@@ -196,6 +196,12 @@ def test_list_across_projects_with_filters(api, user):
         ({"limit": "abc"}, "limit", "invalid_limit"),
         ({"limit": "100000"}, "limit", "invalid_limit"),
         ({"offset": "-1"}, "offset", "invalid_offset"),
+        # Found by the fuzzer: an empty value is not "absent", and a huge offset was a 500.
+        ({"limit": ""}, "limit", "invalid_limit"),
+        ({"offset": ""}, "offset", "invalid_offset"),
+        ({"offset": "46058271757388099501582480048128"}, "offset", "invalid_offset"),
+        ({"status": ""}, "status", "invalid_status"),
+        ({"project_id": ""}, "project_id", "invalid_uuid"),
     ],
 )
 def test_bad_list_parameters_are_a_400(api, params, field, code):

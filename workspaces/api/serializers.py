@@ -1,14 +1,32 @@
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.openapi import NamedEnum
 from config.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
+
+
+def _cpu_kinds() -> list[str]:
+    return list(settings.WORKSPACE_HARDWARE_CATALOGUE["cpu_kinds"])
+
+
+class CpuKindField(NamedEnum, serializers.CharField):
+    enum_name = "CpuKind"
+    enum_values = staticmethod(_cpu_kinds)
+    enum_description = (
+        "CPU type; each kind has its own CPU counts and memory per CPU (see the hardware rules)."
+    )
+
+
+class CpuKindInputField(CpuKindField, StrictCharField):
+    """Any string parses; the hardware rules answer a wrong kind with ``invalid_cpu_kind``."""
 
 
 class HardwareInputSerializer(StrictSerializer):
     """Any subset of the hardware fields; the missing ones come from the caller's defaults."""
 
-    cpu_kind = StrictCharField(required=False, help_text='CPU type: "shared" or "performance".')
+    cpu_kind = CpuKindInputField(required=False, help_text='CPU type: "shared" or "performance".')
     cpus = StrictIntegerField(required=False, help_text="Number of CPUs.")
     memory_mb = StrictIntegerField(required=False, help_text="Memory in megabytes.")
     volume_size_gb = StrictIntegerField(required=False, help_text="Volume size in gigabytes.")
@@ -27,7 +45,7 @@ class WorkspaceCreateInputSerializer(StrictSerializer):
 
 
 class HardwareSerializer(serializers.Serializer):
-    cpu_kind = serializers.CharField()
+    cpu_kind = CpuKindField()
     cpus = serializers.IntegerField()
     memory_mb = serializers.IntegerField()
     volume_size_gb = serializers.IntegerField()

@@ -24,7 +24,6 @@ from workspaces.api.serializers import (
     WorkspaceSerializer,
     WorkspaceUpdateInputSerializer,
 )
-from workspaces.models import WorkspaceStatus
 from workspaces.services import Actor
 
 EXAMPLE_HARDWARE = {
@@ -88,7 +87,9 @@ class WorkspaceListView(APIView):
         tags=["Workspaces"],
         parameters=[
             OpenApiParameter(
-                "status", str, enum=WorkspaceStatus.values, description="Only workspaces in this status."
+                "status",
+                {"$ref": "#/components/schemas/WorkspaceStatus"},
+                description="Only workspaces in this status.",
             ),
             OpenApiParameter(
                 "project_id", {"type": "string", "format": "uuid"}, description="Only this project's."
