@@ -237,6 +237,9 @@ def broker_transport_options(broker_url: str, broker_dir: Path) -> dict:
 
 
 CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL, CELERY_BROKER_DIR)
+# The queue tasks are sent to and workers consume (and their readiness heartbeat's key): two
+# deployments may share one Redis with a queue each.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
