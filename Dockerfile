@@ -56,7 +56,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8000
 
 WORKDIR /app
-COPY --chown=app:app . /app
+# The code belongs to root: the app user can read it, not change it. It writes only to /app/var.
+COPY . /app
 
 # Static files (the admin's, Swagger UI's) are collected into the image and served by whitenoise.
 # collectstatic needs settings to import, not a database or a broker: the values below exist only for
@@ -69,7 +70,7 @@ RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-secret \
     API_TOKEN_PEPPER=collectstatic-only-not-a-secret \
     python manage.py collectstatic --noinput --verbosity 0 \
     && mkdir -p /app/var \
-    && chown -R app:app /app/var /app/staticfiles
+    && chown app:app /app/var
 
 USER 10001:10001
 EXPOSE 8000
