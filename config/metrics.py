@@ -14,7 +14,7 @@ by IP over plain HTTP inside the cluster.
    pod (as Prometheus' Kubernetes service discovery does).
 
    * ``http_request_duration_seconds{method, route, status}``: histogram; its ``_count`` is the
-     number of requests. ``route`` is the URL pattern (``workspaces/<uuid:id>``), ``<unmatched>``
+     number of requests. ``route`` is the URL pattern (``workspaces/<str:id>``), ``<unmatched>``
      for unknown paths, ``<static>`` for static files, ``healthz``/``readyz``/``metrics`` for those.
 
 2. *Domain metrics*, read at scrape time from the database, the cache and the broker, the stores
@@ -58,7 +58,7 @@ from django.core.cache import cache
 from django.db.models import Case, Count, Q, Sum, Value, When
 from django.http import HttpResponse, JsonResponse
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     REGISTRY,
     CollectorRegistry,
     Histogram,
@@ -307,6 +307,6 @@ def metrics_view(request):
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     output = generate_latest(_Sources(_request_metrics(), DomainCollector()))
-    response = HttpResponse(output, content_type=CONTENT_TYPE_LATEST)
+    response = HttpResponse(output, content_type=CONTENT_TYPE_PLAIN_0_0_4)
     response["Cache-Control"] = "no-store"
     return response
