@@ -1,0 +1,162 @@
+"""config.settings.production: safe by default, and what a deployment runs (gunicorn with
+config/gunicorn.py) answers probes and metrics as documented."""
+
+import http.client
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import database_url_for_processes
+from tests.live import WebProcess, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+METRICS_TOKEN = "metrics-" + "p" * 32
+
+
+def production_env(**overrides) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "workspaces.example.com",
+        "DATABASE_URL": f"sqlite:///{settings.VAR_DIR}/production-check.sqlite3",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
+        "CELERY_TASK_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+        "API_TOKEN_PEPPER": secrets.token_urlsafe(32),
+        "CACHE_URL": "locmemcache://",
+    }
+    env.pop("DJANGO_DEBUG", None)
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def manage(*args, env) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_check_deploy_is_clean():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "CACHE_URL", "API_TOKEN_PEPPER"])
+def test_start_up_fails_naming_a_missing_variable(missing):
+    result = manage("check", env=production_env(**{missing: None}))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"missing environment variable {missing}." in result.stderr
+
+
+def test_every_missing_variable_is_named_at_once():
+    result = manage("check", env=production_env(DJANGO_ALLOWED_HOSTS="", CELERY_BROKER_URL=None))
+    assert result.returncode != 0
+    assert "missing environment variables DJANGO_ALLOWED_HOSTS, CELERY_BROKER_URL." in result.stderr
+
+
+def test_production_hashes_passwords_with_argon2_and_keeps_debug_off():
+    code = (
+        "from django.conf import settings; from django.contrib.auth.hashers import make_password; "
+        "print(make_password('s3cret-password').split('$')[0], settings.DEBUG, settings.LOGGING['formatters'])"
+    )
+    result = manage("shell", "-c", code, env=production_env(DJANGO_DEBUG="true"))
+    assert result.returncode == 0, result.stderr
+    algorithm, debug, *_ = result.stdout.strip().splitlines()[-1].split()
+    assert (algorithm, debug) == ("argon2", "False")
+    assert "'fmt': 'json'" in result.stdout
+
+
+class ProductionWeb(WebProcess):
+    """gunicorn as the deployment recipes run it: ``gunicorn -c config/gunicorn.py config.wsgi``."""
+
+    name = "production-web"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]
+
+    def ready(self) -> bool:
+        try:
+            return get(self.port, "/healthz")[0] == 200
+        except OSError:
+            return False
+
+
+def get(port: int, path: str, host: str = "10.0.0.7:8000", headers=None) -> tuple[int, dict, bytes]:
+    """A plain-HTTP GET that follows no redirect, with the Host header an orchestrator would send."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers={"Host": host, **(headers or {})})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.worker
+def test_under_gunicorn_probes_and_metrics_answer_over_plain_http_by_ip(worker, tmp_path):
+    port = free_port()
+    env = production_env(
+        DATABASE_URL=database_url_for_processes(),
+        PORT=str(port),
+        WEB_CONCURRENCY="2",
+        METRICS_TOKEN=METRICS_TOKEN,
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+    )
+    web = ProductionWeb(env, tmp_path, port=port)
+    web.env = env  # exactly these settings (WebProcess would default to the test settings)
+    web.start()
+    try:
+        status, headers, body = get(port, "/healthz")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        assert headers["X-Request-ID"]
+
+        status, _, body = get(port, "/readyz")
+        assert status == 200, body
+        assert {name: check["ok"] for name, check in json.loads(body)["checks"].items()} == {
+            "database": True,
+            "migrations": True,
+            "broker": True,
+            "worker": True,
+        }
+
+        # Everything else: allowed hosts only, and HTTPS (the proxy says so in X-Forwarded-Proto).
+        assert get(port, "/projects")[0] == 400
+        status, headers, _ = get(port, "/projects", host="workspaces.example.com")
+        assert status == 301 and headers["Location"] == "https://workspaces.example.com/projects"
+        status, headers, _ = get(
+            port, "/projects", host="workspaces.example.com", headers={"X-Forwarded-Proto": "https"}
+        )
+        assert status == 401 and "Strict-Transport-Security" in headers
+
+        for _ in range(6):  # spread over both gunicorn processes
+            get(port, "/healthz")
+        assert get(port, "/metrics")[0] == 401
+        status, _, body = get(port, "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert status == 200
+        text = body.decode()
+        # Multiprocess mode: one scrape counts the requests of every gunicorn process.
+        line = next(
+            line
+            for line in text.splitlines()
+            if line.startswith("http_request_duration_seconds_count{")
+            and 'route="healthz"' in line
+            and 'status="200"' in line
+        )
+        assert float(line.rsplit(" ", 1)[1]) >= 8
+        for name in ["workspaces{", "workspace_attempt_duration_seconds", "celery_queue_length{"]:
+            assert name in text
+        assert list((tmp_path / "prometheus").glob("*.db"))
+    finally:
+        web.stop()
+    log = web.log()
+    assert '"logger": "config.requests"' in log  # JSON lines
