@@ -8,12 +8,16 @@ import time
 from pathlib import Path
 
 from celery import Celery, signals
+from kombu.transport import TRANSPORT_ALIASES
 
 from config.logs import bind_contextvars, clear_contextvars, current_request_id
 
 logger = logging.getLogger(__name__)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+
+# The embedded broker (filesystem://) with atomic message writes: see config/filesystem_broker.py.
+TRANSPORT_ALIASES["filesystem"] = "config.filesystem_broker:Transport"
 
 app = Celery("config")
 # Every CELERY_* Django setting configures Celery (CELERY_BROKER_URL -> broker_url, ...).
