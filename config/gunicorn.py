@@ -18,6 +18,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from config.logs import logging_config
+
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Set here, in the arbiter, before any worker imports prometheus_client: the workers inherit it.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-multiproc-")
@@ -34,6 +36,17 @@ max_requests_jitter = max_requests // 10
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Gunicorn's own lines ("Booting worker", "Worker timeout") in the same format as Django's.
+_production = os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".production")
+logconfig_dict = logging_config(
+    fmt=os.environ.get("LOG_FORMAT") or ("json" if _production else "console"), level=loglevel
+)
+logconfig_dict["loggers"].update(
+    {
+        name: {"level": loglevel.upper(), "handlers": ["console"], "propagate": False}
+        for name in ("gunicorn.error", "gunicorn.access")
+    }
+)
 # Gunicorn's worker heartbeat files: in memory, not on a container's (possibly slow) disk.
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
 

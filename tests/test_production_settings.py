@@ -159,4 +159,5 @@ def test_under_gunicorn_probes_and_metrics_answer_over_plain_http_by_ip(worker, 
     finally:
         web.stop()
     log = web.log()
-    assert '"logger": "config.requests"' in log  # JSON lines
+    assert '"logger": "config.requests"' in log  # JSON lines, gunicorn's own too:
+    assert '"logger": "gunicorn.error"' in log
