@@ -13,13 +13,15 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiToken, User
 from accounts.services import user_settings_get
 from config.errors import ApiError, NotFound, ValidationFailed
 from projects.models import Project
+from projects.selectors import parse_uuid, projects_visible_to, require_role
 from workspaces import hardware as hw
 from workspaces.agent_tokens import agent_token_for
 from workspaces.attempts import attempt
@@ -87,39 +89,114 @@ def workspace_plan(*, user: User, hardware: dict[str, Any] | None) -> hw.Hardwar
     return resolved
 
 
+def workspace_create_project_lock(*, user: User, project_id: str) -> Project:
+    """For ``POST /projects/{id}/workspaces``: the project as ``project_get_for`` checks it (404 if
+    the user may not see it, 403 if they may not create in it), read with the two row locks that
+    ``workspace_create`` needs, in the same statement. Call it inside the transaction that then calls
+    ``workspace_create(..., locked=True)``: a create costs one round trip less."""
+    project = (
+        _with_user_lock(projects_visible_to(user).select_for_update(), user)
+        .filter(pk=parse_uuid(project_id, what="Project"))
+        .first()
+    )
+    if project is None:
+        raise NotFound("Project not found.")
+    require_role(project, user, "create_workspace")
+    return project
+
+
 def workspace_create(
-    *, project: Project, user: User, hardware: dict[str, Any] | None, keep_active: bool, actor: Actor
+    *,
+    project: Project,
+    user: User,
+    hardware: dict[str, Any] | None,
+    keep_active: bool,
+    actor: Actor,
+    locked: bool = False,
 ) -> Workspace:
-    """A new workspace in ``creating``; provisioning is queued once the row is committed."""
+    """A new workspace in ``creating``; provisioning is queued once the row is committed.
+    ``locked``: the caller's transaction already holds the locks (``workspace_create_project_lock``)."""
     # Imported here: tasks import services, and a task module is a thin adapter over this one.
     from workspaces.tasks import provision_workspace
 
     resolved = workspace_hardware_resolve(user=user, requested=hardware)
-    with transaction.atomic():
-        # One create per user at a time past this line, so two concurrent creates cannot both
-        # squeeze into the last slot of a quota (PostgreSQL row lock; SQLite serializes writers).
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        # And the project must still be live: a concurrent project delete holds this row's lock.
-        if not Project.objects.select_for_update().filter(pk=project.pk, deleted_at__isnull=True).exists():
+    # Locked: part of the caller's transaction, whose failure rolls it all back (no savepoint to pay).
+    with transaction.atomic(savepoint=not locked):
+        # One statement locks two rows. The user's: one create per user at a time past this line,
+        # so two concurrent creates cannot both squeeze into the last slot of a quota (PostgreSQL
+        # row locks; SQLite serializes writers). The project's, which must still be live: a
+        # concurrent project delete holds that row's lock.
+        if not locked and not _lock_user_and_live_project(user, project):
             raise NotFound("Project not found.")
         quota_check(user=user, adding=resolved)
-        workspace = Workspace.objects.create(
+        workspace = Workspace(
             project=project,
             created_by=user,
             keep_active=keep_active,
             driver=get_driver().name,
             **resolved.as_dict(),
         )
-        _record(
+        event = _event(
             workspace,
             actor,
             kind=WorkspaceEvent.Kind.STATUS,
             to_status=S.CREATING,
             message="Workspace created; provisioning queued.",
         )
+        _insert_with_event(workspace, event)
         # After commit: a worker must never look for a row that is not there yet.
         _queue_after_commit(provision_workspace, workspace)
     return workspace
+
+
+def _lock_user_and_live_project(user: User, project: Project) -> bool:
+    """Lock the user's row and the project's (if it is still live) with one ``SELECT ... FOR UPDATE``
+    over both tables; False if the project was deleted. A create is on every user's hot path, so each
+    round trip counts (docs/benchmarks.md)."""
+    locked = Project.objects.select_for_update().filter(pk=project.pk, deleted_at__isnull=True)
+    return _with_user_lock(locked, user).exists()
+
+
+def _with_user_lock(projects: QuerySet[Project], user: User) -> QuerySet[Project]:
+    """``projects`` joined with the user's row, so that its ``FOR UPDATE`` (which, with no ``OF``,
+    locks a row of every table in FROM) locks the user's row too."""
+    table = User._meta.db_table
+    user_id = User._meta.pk.get_db_prep_value(user.pk, connection)
+    where = f"{connection.ops.quote_name(table)}.{connection.ops.quote_name(User._meta.pk.column)} = %s"
+    return projects.extra(tables=[table], where=[where], params=[user_id])  # noqa: S610 (no user input)
+
+
+def _insert_with_event(workspace: Workspace, event: WorkspaceEvent) -> None:
+    """Insert a new workspace and its first event. On PostgreSQL in one statement (the workspace's
+    INSERT in a WITH clause), so a create costs one round trip less; elsewhere, two INSERTs. The
+    event's foreign key is deferred to the commit, as all of Django's are on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        workspace.save(force_insert=True)
+        event.save(force_insert=True)
+        return
+    workspace_sql, workspace_params = _insert_sql(workspace)
+    event_sql, event_params = _insert_sql(event)
+    pk = connection.ops.quote_name(WorkspaceEvent._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH new_workspace AS ({workspace_sql}) {event_sql} RETURNING {pk}",
+            [*workspace_params, *event_params],
+        )
+        event.pk = cursor.fetchone()[0]
+    for obj in (workspace, event):
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _insert_sql(obj) -> tuple[str, tuple]:
+    """The INSERT that ``obj.save()`` would send (defaults and ``auto_now`` values included)."""
+    from django.db.models.sql import InsertQuery
+
+    fields = [f for f in obj._meta.local_concrete_fields if not (f.primary_key and f.db_returning)]
+    query = InsertQuery(type(obj))
+    query.insert_values(fields, [obj])
+    ((sql, params),) = query.get_compiler(connection=connection).as_sql()
+    return sql, params
 
 
 # --- lifecycle operations (the API and the admin call these) ----------------------------------------
@@ -523,6 +600,12 @@ def record_event(workspace: Workspace, *, kind: str, message: str, actor: Actor 
 
 
 def _record(workspace: Workspace, actor: Actor, **fields: Any) -> WorkspaceEvent:
-    return WorkspaceEvent.objects.create(
+    event = _event(workspace, actor, **fields)
+    event.save(force_insert=True)
+    return event
+
+
+def _event(workspace: Workspace, actor: Actor, **fields: Any) -> WorkspaceEvent:
+    return WorkspaceEvent(
         workspace=workspace, actor_kind=actor.kind, actor_user=actor.user, actor_token=actor.token, **fields
     )

@@ -1,3 +1,4 @@
+from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -151,23 +152,26 @@ class ProjectWorkspacesView(APIView):
     )
     @idempotent
     def post(self, request, id):
-        project = project_get_for(user=request.user, project_id=id, action="create_workspace")
-        serializer = WorkspaceCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        if parse_dry_run(request):
-            hardware = services.workspace_plan(
-                user=request.user, hardware=serializer.validated_data.get("hardware")
+        # One transaction: the project's access check also takes the create's locks (one round trip).
+        with transaction.atomic():
+            project = services.workspace_create_project_lock(user=request.user, project_id=id)
+            serializer = WorkspaceCreateInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            if parse_dry_run(request):
+                hardware = services.workspace_plan(
+                    user=request.user, hardware=serializer.validated_data.get("hardware")
+                )
+                return Response(
+                    {"hardware": hardware.as_dict(), "keep_active": serializer.validated_data["keep_active"]}
+                )
+            workspace = services.workspace_create(
+                project=project,
+                user=request.user,
+                hardware=serializer.validated_data.get("hardware"),
+                keep_active=serializer.validated_data["keep_active"],
+                actor=Actor.for_request(request),
+                locked=True,
             )
-            return Response(
-                {"hardware": hardware.as_dict(), "keep_active": serializer.validated_data["keep_active"]}
-            )
-        workspace = services.workspace_create(
-            project=project,
-            user=request.user,
-            hardware=serializer.validated_data.get("hardware"),
-            keep_active=serializer.validated_data["keep_active"],
-            actor=Actor.for_request(request),
-        )
         return Response(
             WorkspaceSerializer(workspace).data,
             status=status.HTTP_201_CREATED,
