@@ -105,7 +105,8 @@ def formatter(fmt: str) -> structlog.stdlib.ProcessorFormatter:
 
 
 def logging_config(*, fmt: str, level: str) -> dict:
-    """The ``LOGGING`` setting: one handler on the root logger, on stderr."""
+    """The ``LOGGING`` setting: one handler on the root logger, on standard output (twelve-factor:
+    the platform collects it)."""
     if fmt not in ("json", "console"):
         from django.core.exceptions import ImproperlyConfigured
 
@@ -114,7 +115,13 @@ def logging_config(*, fmt: str, level: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"structured": {"()": formatter, "fmt": fmt}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "structured",
+                "stream": "ext://sys.stdout",
+            }
+        },
         "root": {"handlers": ["console"], "level": level.upper()},
         "loggers": {
             # Django's request warnings ("Not Found: /x") duplicate our one line per request.
