@@ -1,0 +1,90 @@
+"""Profile one endpoint in-process, on a benchmark database of its own, with the benchmark's settings.
+
+    python -m bench.profile create [--n 300]     # POST /projects/{id}/workspaces
+    python -m bench.profile list [--rows 10000]  # GET /workspaces?limit=100
+
+Prints the SQL of one request and the top of a cProfile of ``n`` requests (by cumulative time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import sys
+import time
+
+from bench.run import CREATE_BODY, parse_args, recreate_database, stack_environment, with_db
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile")
+    parser.add_argument("what", choices=["create", "list"])
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--rows", type=int, default=10000)
+    parser.add_argument("--top", type=int, default=40)
+    own = parser.parse_args(argv)
+    args = parse_args([])
+    args.database_url = with_db(args.database_url, "workspaces_bench_profile")
+    recreate_database(args.database_url)
+    os.environ.update(stack_environment(args, 1))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from bench.run import Bench
+
+    call_command("migrate", verbosity=0)
+    bench = Bench(args)
+    (user,) = bench.users(1, "profile")
+    client = Client()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {user['token']}"}
+    if own.what == "create":
+        path = f"/projects/{user['project'].pk}/workspaces"
+
+        def request():
+            answer = client.post(path, CREATE_BODY, content_type="application/json", **headers)
+            assert answer.status_code == 201, answer.content
+    else:
+        bench.seed({own.rows: user}, [user], own.rows)
+        path = "/workspaces?limit=100"
+
+        def request():
+            answer = client.get(path, **headers)
+            assert answer.status_code == 200, answer.content
+
+    for _ in range(20):
+        request()
+    with CaptureQueriesContext(connection) as queries:
+        request()
+    print(f"{len(queries)} queries:")
+    for q in queries:
+        print(f"  [{q['time']}s] {q['sql'][:400]}")
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for _ in range(own.n):
+        request()
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    print(f"\n{own.n} requests in {elapsed:.2f} s: {elapsed / own.n * 1000:.2f} ms each (profiled)\n")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(own.top)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    from django.db import connections
+
+    connections.close_all()
+    from bench.run import drop_database
+
+    drop_database(args.database_url)
+    json.dumps({})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
