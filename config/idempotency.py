@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import timedelta
 from functools import wraps
 
@@ -34,7 +35,6 @@ REPLAYED_HEADERS = ("Location",)
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
-    # The server takes any printable key; the schema names the portable subset (visible ASCII).
     {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     location=OpenApiParameter.HEADER,
     required=False,
@@ -100,14 +100,17 @@ class _Forget(Exception):
         self.response = response
 
 
+_KEY = re.compile(r"[!-~]{1,255}")  # visible ASCII: what survives every HTTP client and proxy
+
+
 def _check_key(key: str) -> None:
-    if not 1 <= len(key) <= 255 or not key.isprintable():
+    if not _KEY.fullmatch(key):
         raise ValidationFailed.from_details(
             [
                 {
                     "field": HEADER,
                     "code": "invalid_idempotency_key",
-                    "message": "Idempotency-Key must be 1 to 255 printable characters.",
+                    "message": "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces).",
                 }
             ]
         )

@@ -83,6 +83,9 @@ def test_the_same_name_for_two_owners_is_fine(api, api_for):
         ({"name": "a", "repo_url": "ftp://x/y"}, "repo_url", "invalid_repo_url"),
         ({"name": "a", "default_branch": "bad branch"}, "default_branch", "invalid_branch"),
         ({"name": "a", "default_branch": "../x"}, "default_branch", "invalid_branch"),
+        # The schema's patterns are the rules (found by the fuzzer: these were taken).
+        ({"name": "a", "default_branch": "×ø"}, "default_branch", "invalid_branch"),
+        ({"name": "a", "repo_url": "https://host?x"}, "repo_url", "invalid_repo_url"),
     ],
 )
 def test_invalid_projects(api, body, field, code):

@@ -1,0 +1,35 @@
+"""A live server for the contract tests: gunicorn and a Celery worker on the test database, with
+workspaces made on the fake Fly Machines API, called over HTTP the way SDK users call us."""
+
+import pytest
+
+from tests.conftest import database_url_for_processes
+from tests.live import LiveStack, ProcessFailed
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, fake_fly, tmp_path_factory):
+    with django_db_blocker.unblock():
+        database_url = database_url_for_processes()
+    stack = LiveStack(
+        database_url=database_url,
+        log_dir=tmp_path_factory.mktemp("live"),
+        queue="contract",
+        env={"WORKSPACE_DRIVER": "fly"},
+    )
+    try:
+        stack.start()
+    except ProcessFailed as exc:
+        pytest.fail(str(exc))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def live(live_stack, transactional_db, fake_fly):
+    """The live server, for a test whose rows it must see (so: committed, transactional_db)."""
+    for process in (*live_stack.webs, *live_stack.workers):
+        if not process.alive():
+            process.start()
+    yield live_stack
+    fake_fly.reset()
