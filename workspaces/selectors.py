@@ -7,15 +7,13 @@ from django.db.models import QuerySet
 from accounts.models import User
 from config.errors import NotFound, ValidationFailed
 from projects.models import Project
-from projects.selectors import parse_uuid, projects_visible_to, require_role
+from projects.selectors import parse_uuid, project_ids_visible_to, require_role
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
 
 
 def workspaces_visible_to(user: User) -> QuerySet[Workspace]:
     """Live (not deleted) workspaces in the projects the user may see, in a stable order."""
-    return Workspace.live.filter(project__in=projects_visible_to(user).values("pk")).order_by(
-        "created_at", "id"
-    )
+    return Workspace.live.filter(project__in=project_ids_visible_to(user)).order_by("created_at", "id")
 
 
 def workspace_list(
