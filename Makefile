@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test browser check deploy-check lint format schema clean
+.PHONY: run test browser check deploy-check lint format schema clean bench
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
@@ -28,6 +28,11 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "No chromium: the browser tests (tests/browser) will be skipped. Install Debian's chromium to run them."; fi; }
+
+## make bench: docs/benchmarks.md's figures: gunicorn, Celery, PostgreSQL and Redis on this machine, loaded
+## from another process. Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL; see bench/run.py).
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 ## make check: lint, migrations in step with models, a clean OpenAPI schema equal to the committed openapi.yaml, deploy recipes
 check: $(STAMP)
