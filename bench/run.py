@@ -441,11 +441,21 @@ class Bench:
         from workspaces.models import Workspace, WorkspaceEvent
 
         count = 300 if self.quick else 1000
+        processes = {
+            "web": process_tree(self.web.process.pid)[1:],
+            "celery": process_tree(self.worker.process.pid),
+            "fake_fly": [fly.process.pid],
+        }
+        cpu = {name: cpu_seconds(pids) for name, pids in processes.items()}
         began = time.time()
         outcome = load(self.create_job(users[:64], 64, count))
         created_s = time.time() - began
         ids = [r[3] for r in outcome["results"] if r[3]]
         done, _ = self.wait_running(ids, 120)
+        # CPU per workspace of each part (robust to other load): where a burst's time goes.
+        cpu_ms = {
+            name: round((cpu_seconds(pids) - cpu[name]) / count * 1000, 2) for name, pids in processes.items()
+        }
         last = WorkspaceEvent.objects.filter(workspace_id__in=ids, to_status="running").order_by(
             "-created_at"
         )
@@ -481,6 +491,7 @@ class Bench:
             "duplicate_machines": sum(n - 1 for n in machines.values()),
             "duplicate_volumes": sum(n - 1 for n in volumes.values()),
             "machines_not_matching_their_row": mismatched,
+            "cpu_ms_per_workspace": cpu_ms,
         }
 
     # --- 4. Growth with rows ------------------------------------------------------------------------
@@ -703,7 +714,7 @@ class Bench:
             workers=[{"pool": "prefork", "concurrency": args.celery_concurrency}],
         )
         web, worker = stack.webs[0], stack.workers[0]
-        self.url, self.web = web.url, web
+        self.url, self.web, self.worker = web.url, web, worker
         try:
             users = self.users(64, "creator")
             with celery_app.connection_for_write() as conn:
