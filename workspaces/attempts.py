@@ -2,14 +2,27 @@
 
 The row is written when the run starts and completed when it ends, with its duration, its outcome,
 the provider's error in words and the provider's request id. A run whose worker died keeps an open
-row (no duration): the reconciler reads that as "picked up, then lost" and queues the work again.
+row (no duration): the reconciler reads that as "picked up, then lost", closes it, and queues the
+work again.
+
+One run at a time per workspace and operation: a run that finds another task's attempt still open
+(and not yet presumed dead), or the workspace moved on from the status it loaded, stands down with
+``StandDown`` before it does anything. A message may be delivered twice (the reconciler queues work
+again behind a long backlog, a broker redelivers), and two provisioning runs side by side would each
+make a machine, or the second would take the first's volume, be refused, and fail the workspace.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
 from workspaces.drivers import DriverError
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent
@@ -25,23 +38,43 @@ class Attempt:
         self.request_id = ""
 
 
+class StandDown(Exception):
+    """This run has nothing to do: another run of the same operation on the workspace is under way,
+    or one already moved the workspace on from the status this run loaded it in."""
+
+
 @contextmanager
 def attempt(workspace: Workspace, operation: str, task_id: str):
-    number = (
-        WorkspaceEvent.objects.filter(
+    with transaction.atomic():
+        # Claims are taken one at a time per workspace (its row's lock on PostgreSQL; SQLite
+        # serializes writers), so of two runs that start together exactly one goes ahead.
+        status = (
+            Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("status", flat=True)
+        )
+        if status.first() != workspace.status:
+            _stand_down(operation, f"another run moved the workspace on from '{workspace.status}'")
+        attempts = WorkspaceEvent.objects.filter(
             workspace=workspace, kind=WorkspaceEvent.Kind.ATTEMPT, operation=operation
-        ).count()
-        + 1
-    )
-    event = WorkspaceEvent.objects.create(
-        workspace=workspace,
-        kind=WorkspaceEvent.Kind.ATTEMPT,
-        actor_kind=ActorKind.SYSTEM,
-        operation=operation,
-        task_id=task_id or "",
-        from_status=workspace.status,
-        message=f"{operation.capitalize()} attempt {number} started.",
-    )
+        )
+        presumed_dead = timezone.now() - timedelta(seconds=settings.WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS)
+        # An open attempt of this same task id is an earlier delivery of this message, whose worker died.
+        other = (
+            attempts.filter(duration_ms__isnull=True, created_at__gte=presumed_dead)
+            .exclude(task_id=task_id or "")
+            .first()
+        )
+        if other is not None:
+            _stand_down(operation, f"another run is under way (attempt {other.pk}, task {other.task_id})")
+        number = attempts.count() + 1
+        event = WorkspaceEvent.objects.create(
+            workspace=workspace,
+            kind=WorkspaceEvent.Kind.ATTEMPT,
+            actor_kind=ActorKind.SYSTEM,
+            operation=operation,
+            task_id=task_id or "",
+            from_status=workspace.status,
+            message=f"{operation.capitalize()} attempt {number} started.",
+        )
     run = Attempt(event)
     logger.info("%s attempt %s started", operation, number, extra={"operation": operation, "attempt": number})
     started = time.monotonic()
@@ -77,6 +110,24 @@ def attempt(workspace: Workspace, operation: str, task_id: str):
                 "error": error or None,
             },
         )
+
+
+def _stand_down(operation: str, why: str) -> None:
+    logger.info("%s: %s; standing down", operation, why, extra={"operation": operation})
+    raise StandDown(why)
+
+
+def attempt_abandon(event: WorkspaceEvent, *, now: datetime) -> bool:
+    """Close an attempt whose worker is presumed dead (the reconciler's call), so that the run it
+    queues again may take over. False if the attempt ended meanwhile (it was alive after all)."""
+    number = re.search(r"attempt (\d+)", event.message)
+    return bool(
+        WorkspaceEvent.objects.filter(pk=event.pk, duration_ms__isnull=True).update(
+            duration_ms=max(0, int((now - event.created_at).total_seconds() * 1000)),
+            error="Its worker stopped before the attempt ended.",
+            message=f"{event.operation.capitalize()} attempt {number[1] + ' ' if number else ''}never finished.",
+        )
+    )
 
 
 def last_attempt(workspace: Workspace, operation: str) -> WorkspaceEvent | None:

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from config.metrics import count_reconciler_pass
 from workspaces import services
-from workspaces.attempts import last_attempt
+from workspaces.attempts import attempt_abandon, last_attempt
 from workspaces.drivers import DriverError, get_driver
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
 
@@ -127,6 +127,8 @@ def _why_stalled(
     if attempt.duration_ms is None:
         presumed_dead = timedelta(seconds=settings.WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS)
         if attempt.created_at < now - presumed_dead:
+            # Closed, so that the run queued again does not stand down for it (workspaces/attempts.py).
+            attempt_abandon(attempt, now=now)
             return f"attempt {attempt.pk} never finished (its worker died)"
         return None
     ended = attempt.created_at + timedelta(milliseconds=attempt.duration_ms)

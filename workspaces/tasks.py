@@ -11,6 +11,7 @@ from celery import shared_task
 from django.conf import settings
 
 from workspaces import reconciler, services
+from workspaces.attempts import StandDown
 from workspaces.drivers import DriverError
 
 MAX_RETRIES = settings.WORKSPACE_TASK_MAX_RETRIES
@@ -27,6 +28,8 @@ def _run(task, service, workspace_id: str) -> None:
     task_id = task.request.id or ""
     try:
         service(workspace_id=workspace_id, task_id=task_id)
+    except StandDown:
+        return  # a duplicate message: the run under way (or done) does the work
     except DriverError as exc:
         if task.request.retries >= task.max_retries:
             services.workspace_gave_up(workspace_id=workspace_id, message=exc.message, task_id=task_id)

@@ -1,0 +1,94 @@
+"""A provisioning message delivered twice (the reconciler queued the work again behind a backlog, or
+the broker redelivered): the second run stands down while the first is under way, so the workspace
+gets one machine and ends ``running``. Before, the two runs side by side made two machines, or the
+second took the first's volume, was refused, and destroyed everything (tests/test_many_workers.py
+found it: a workspace in ``error``, "Fly reports it destroying")."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from workspaces import reconciler
+from workspaces.attempts import StandDown, attempt
+from workspaces.models import Workspace, WorkspaceEvent
+from workspaces.tasks import provision_workspace
+
+SMALL = {"hardware": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256, "volume_size_gb": 1}}
+
+
+@pytest.fixture
+def fly(fake_fly, settings):
+    settings.WORKSPACE_DRIVER = "fly"
+    fake_fly.reset()
+    yield fake_fly
+    fake_fly.reset()
+
+
+@pytest.fixture
+def workspace(api, project, fly):
+    """A workspace in ``creating`` whose provisioning message no worker has taken (``db``: the
+    on-commit send never happens), with a run of another task already under way for it."""
+    created = api.post(f"/projects/{project.id}/workspaces", SMALL)
+    assert created.status_code == 201, created.content
+    workspace = Workspace.objects.get(pk=created.json()["id"])
+    WorkspaceEvent.objects.create(
+        workspace=workspace,
+        kind=WorkspaceEvent.Kind.ATTEMPT,
+        operation="provision",
+        task_id="first-delivery",
+        from_status="creating",
+        message="Provision attempt 1 started.",
+    )
+    return workspace
+
+
+def attempts(workspace):
+    return list(workspace.events.filter(kind="attempt").order_by("id").values_list("task_id", "message"))
+
+
+def test_a_second_run_stands_down_while_the_first_is_under_way(api, workspace, fly):
+    provision_workspace.apply(args=[str(workspace.id)], task_id="second-delivery")
+
+    assert fly.requests == []  # it asked the provider for nothing
+    assert attempts(workspace) == [("first-delivery", "Provision attempt 1 started.")]
+    assert api.get(f"/workspaces/{workspace.id}").json()["status"] == "creating"
+
+
+def test_the_same_message_delivered_again_after_its_worker_died_goes_on(api, workspace, fly):
+    provision_workspace.apply(args=[str(workspace.id)], task_id="first-delivery")
+
+    body = api.get(f"/workspaces/{workspace.id}").json()
+    assert body["status"] == "running"
+    assert [m["id"] for m in fly.inventory()["machines"]] == [body["machine_id"]]
+
+
+def test_a_run_presumed_dead_is_closed_by_the_reconciler_and_the_work_taken_over(
+    api, workspace, fly, settings, monkeypatch
+):
+    settings.WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS = 600
+    settings.WORKSPACE_REQUEUE_AFTER_SECONDS = 60
+    past = timezone.now() - timedelta(seconds=700)
+    Workspace.objects.filter(pk=workspace.pk).update(status_changed_at=past)
+    workspace.events.filter(kind="attempt").update(created_at=past)
+    sent = []
+    monkeypatch.setattr("workspaces.tasks.provision_workspace.delay", sent.append)
+
+    reconciler.reconcile()
+
+    assert sent == [str(workspace.id)]
+    assert attempts(workspace) == [("first-delivery", "Provision attempt 1 never finished.")]
+    provision_workspace.apply(args=sent, task_id="requeued")  # what a worker does with it
+    body = api.get(f"/workspaces/{workspace.id}").json()
+    assert body["status"] == "running"
+    assert attempts(workspace)[1] == ("requeued", "Provision attempt 2 succeeded.")
+    assert [m["id"] for m in fly.inventory()["machines"]] == [body["machine_id"]]
+
+
+def test_a_run_that_loaded_the_workspace_before_another_run_moved_it_on_stands_down(workspace, fly):
+    workspace.events.filter(kind="attempt").update(duration_ms=100, message="Provision attempt 1 succeeded.")
+    Workspace.objects.filter(pk=workspace.pk).update(status="running")  # the first run finished
+
+    with pytest.raises(StandDown), attempt(workspace, "provision", "second-delivery"):  # loaded as creating
+        pytest.fail("the second run went ahead")
+    assert len(attempts(workspace)) == 1
