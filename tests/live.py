@@ -45,6 +45,7 @@ class _Process:
         self.log_dir = Path(log_dir)
         self.process: subprocess.Popen | None = None
         self.starts = 0
+        self.terminated = False
         self.log_path = self.log_dir / f"{self.name}.log"
 
     def command(self) -> list[str]:
@@ -54,13 +55,21 @@ class _Process:
         raise NotImplementedError
 
     def start(self, timeout: float = 60) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be ready (``wait_ready``)."""
         self.starts += 1
+        self.terminated = False
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.log_dir / f"{self.name}-{self.starts}.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 (our own command line)
                 self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
+
+    def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -78,10 +87,16 @@ class _Process:
         self.process.send_signal(sig)
         self.process.wait(timeout=30)
 
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM), without waiting for it (``stop`` waits)."""
+        if self.alive() and not self.terminated:
+            self.process.terminate()
+            self.terminated = True
+
     def stop(self) -> None:
         if not self.alive():
             return
-        self.process.terminate()
+        self.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -173,6 +188,7 @@ class LiveStack:
     ):
         """``workers``: how many solo workers, or one dict of ``WorkerProcess`` options (``pool``,
         ``concurrency``) per worker, e.g. ``[{}, {"pool": "prefork", "concurrency": 2}]``."""
+        self.queue = queue
         shared = {"DATABASE_URL": database_url, "CELERY_TASK_DEFAULT_QUEUE": queue, **(env or {})}
         self.webs = [WebProcess(shared, log_dir / f"web{n}", workers=web_workers) for n in range(web)]
         options = [{}] * workers if isinstance(workers, int) else list(workers)
@@ -191,14 +207,19 @@ class LiveStack:
 
     def start(self) -> LiveStack:
         try:
+            # All at once, then wait for each: they start in parallel.
             for process in (*self.workers, *self.webs):
-                process.start()
+                process.launch()
+            for process in (*self.workers, *self.webs):
+                process.wait_ready()
         except Exception:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        for process in (*self.webs, *self.workers):
+            process.terminate()  # all at once: they shut down in parallel
         for process in (*self.webs, *self.workers):
             process.stop()
 
