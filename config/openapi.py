@@ -149,8 +149,9 @@ class _SchemaHintsExtension(OpenApiSerializerFieldExtension):
         return {**schema, **self.target.schema_hints}
 
 
-# A value the server trims to nothing is blank: a name must hold something besides whitespace.
-NOT_BLANK = {"pattern": r"\S"}
+# A value the server trims to nothing is blank: a name must hold something besides whitespace. Written
+# out, because `\S` differs between Python (which also trims \x1c-\x1f) and ECMA regular expressions.
+NOT_BLANK = {"pattern": r"[^\s\x1c-\x1f]"}
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

@@ -1,4 +1,10 @@
-"""Format rules for project fields, shared by the API and the admin."""
+"""Format rules for project fields, shared by the API and the admin.
+
+Each rule is one regular expression that the schema shows as the field's ``pattern``, so that
+clients can check a value before sending it, and the server accepts exactly what matches. They use
+explicit ASCII classes, not ``\\w`` or ``\\s``, which mean different things in Python's regular
+expressions and in the ECMA ones that JSON Schema validators use.
+"""
 
 import re
 from urllib.parse import urlsplit
@@ -6,29 +12,31 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-# scp-like git addresses: git@github.com:org/repo.git
-_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[^\s]+$")
-# The parts of `git check-ref-format` that matter for a branch name a user types.
-_BAD_REF = re.compile(r"(^[-/.])|(\.\.)|([\s~^:?*\[\\\x00-\x1f\x7f])|(@\{)|([/.]$)|(\.lock$)|(//)")
+_WORD = "[A-Za-z0-9_]"
+_VISIBLE = "[!-~]"  # visible ASCII: no spaces, no control characters
 
-
-# Branch names: dot-, slash- or dash-separated words. Stricter than git (which also takes `+`, `@`, ...),
-# so that one pattern, shown in the schema, says what is accepted.
-BRANCH_SCHEMA_PATTERN = r"^\w+(?:[./-]\w+)*$"
+# Branch names: dot-, slash- or dash-separated words. Stricter than git (which also takes `+`, `@`,
+# non-ASCII letters...), and free of everything `git check-ref-format` refuses but one: `.lock` at the end.
+BRANCH_SCHEMA_PATTERN = rf"^{_WORD}+(?:[./-]{_WORD}+)*$"
 _BRANCH = re.compile(BRANCH_SCHEMA_PATTERN)
+
+
+def repo_url_schema_pattern() -> str:
+    """``<scheme>://host[/path]`` for the allowed network schemes, or scp-like ``user@host:path``
+    (git@github.com:org/repo.git) when ssh is allowed. ``file://`` (off by default) is checked apart."""
+    schemes = [scheme for scheme in settings.PROJECT_REPO_URL_SCHEMES if scheme != "file"]
+    alternatives = [rf"(?:{'|'.join(schemes)})://[A-Za-z0-9._~@:-]+(?:/{_VISIBLE}*)?"] if schemes else []
+    if "ssh" in schemes:
+        alternatives.append(rf"[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:{_VISIBLE}+")
+    return f"^(?:{'|'.join(alternatives)})$" if alternatives else "^$"
 
 
 def validate_repo_url(value: str) -> None:
     schemes = settings.PROJECT_REPO_URL_SCHEMES
-    if "ssh" in schemes and _SCP_LIKE.match(value):
-        return
     parts = urlsplit(value)
-    if (
-        parts.scheme not in schemes
-        or (parts.scheme != "file" and not parts.netloc)
-        # The same rule as the schema's pattern, so that clients can check a URL before sending it.
-        or (parts.scheme != "file" and not re.fullmatch(repo_url_schema_pattern(), value))
-    ):
+    if "file" in schemes and parts.scheme == "file" and value.isprintable():
+        return
+    if not re.fullmatch(repo_url_schema_pattern(), value):
         raise ValidationError(
             f"repo_url must be a git URL with one of the schemes {', '.join(schemes)}.",
             code="invalid_repo_url",
@@ -36,15 +44,5 @@ def validate_repo_url(value: str) -> None:
 
 
 def validate_branch(value: str) -> None:
-    if not value or len(value) > 255 or _BAD_REF.search(value) or not _BRANCH.fullmatch(value):
+    if len(value) > 255 or not _BRANCH.fullmatch(value) or value.endswith(".lock"):
         raise ValidationError("default_branch is not a valid git branch name.", code="invalid_branch")
-
-
-def repo_url_schema_pattern() -> str:
-    """A pattern for the schema: a subset of what ``validate_repo_url`` accepts, so that any value
-    matching it is accepted (generated clients and fuzzers build values from it)."""
-    schemes = [scheme for scheme in settings.PROJECT_REPO_URL_SCHEMES if scheme != "file"]
-    alternatives = [rf"(?:{'|'.join(schemes)})://[\w.@:-]+(?:/\S*)?"] if schemes else []
-    if "ssh" in schemes:
-        alternatives.append(r"[\w.-]+@[\w.-]+:\S+")
-    return f"^(?:{'|'.join(alternatives)})$" if alternatives else "^$"

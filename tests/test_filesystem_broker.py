@@ -11,7 +11,7 @@ from config.filesystem_broker import Transport
 def test_a_reader_only_ever_sees_whole_messages(tmp_path):
     folder = tmp_path / "queue"
     folder.mkdir()
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "control_folder": str(tmp_path)}
     seen, broken, done = [], [], threading.Event()
 
     def read_like_the_worker():

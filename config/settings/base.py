@@ -142,6 +142,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A nullable enum is `nullable: true` on a reference, not a oneOf with a NullEnum component, which
+    # openapi-generator's Python client turns into a class that does not compile.
+    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
     "ENUM_NAME_OVERRIDES": {
         "WorkspaceStatus": "workspaces.models.WorkspaceStatus",
         "EventActorKind": "workspaces.models.ActorKind",
