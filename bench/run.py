@@ -111,6 +111,7 @@ def stack_environment(args: argparse.Namespace, fly_port: int) -> dict[str, str]
         "CELERY_TASK_DEFAULT_QUEUE": args.queue,
         "VAR_DIR": str(Path(args.var_dir) / "bench"),
         "READINESS_REQUIRE_WORKER": "false",
+        "LOG_FORMAT": "json",  # as in production: one JSON line per request
         "API_RATE_LIMITS": json.dumps({"user": f"{HUGE}/minute", "workspace_create": f"{HUGE}/minute"}),
         "WORKSPACE_QUOTA_DEFAULTS": json.dumps(
             {"max_workspaces": HUGE, "max_vcpus": HUGE, "max_memory_mb": HUGE, "max_volume_gb": HUGE}
