@@ -5,17 +5,21 @@ import io
 import json
 import logging
 import time
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.urls import path
+from django.utils import timezone
 
 from config.logs import formatter, scrub
 from tests.conftest import Api, database_url_for_processes
 from tests.factories import UserFactory, make_token
 from tests.live import WorkerProcess
+from workspaces import reconciler
 from workspaces.agent_tokens import agent_token_for
 from workspaces.drivers import get_driver
+from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -198,3 +202,27 @@ def test_a_request_and_its_task_share_the_request_id_and_no_secret_is_ever_logge
         assert needle not in logs, f"{needle[:8]}... was logged"
 
     get_driver("fly").destroy(workspace_id)
+
+
+def test_the_reconcilers_lines_about_a_workspace_carry_its_id(captured, project, fake_fly, settings):
+    settings.WORKSPACE_DRIVER = "fly"
+    settings.WORKSPACE_STATE_CEILINGS_SECONDS = {"creating": 60}
+    fake_fly.reset()
+    stuck = Workspace.objects.create(
+        project=project,
+        created_by=project.owner,
+        status="creating",
+        status_changed_at=timezone.now() - timedelta(hours=1),
+        cpu_kind="shared",
+        cpus=1,
+        memory_mb=256,
+        volume_size_gb=1,
+        driver="fly",
+    )
+    assert reconciler.reconcile().timed_out == [str(stuck.id)]
+
+    fly_calls = [line for line in captured() if line.get("provider") == "fly"]
+    # Cleaning up what was made for it: each call carries the workspace's id...
+    assert [line for line in fly_calls if line.get("workspace_id") == str(stuck.id)]
+    # ...and the inventory listing, about no one workspace, carries none.
+    assert {line.get("workspace_id") for line in fly_calls} == {str(stuck.id), None}

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+from structlog.contextvars import bound_contextvars
 
 from config.metrics import count_reconciler_pass
 from workspaces import services
@@ -73,10 +74,18 @@ def reconcile(*, now: datetime | None = None) -> Report:
 # --- 1. ceilings --------------------------------------------------------------------------------------
 
 
+def each_logged(items, workspace_id_of=lambda workspace: str(workspace.id)):
+    """The items one by one, each with its ``workspace_id`` on every log line written while the
+    loop's body handles it (config/logs.py), as a workspace task's lines have."""
+    for item in items:
+        with bound_contextvars(workspace_id=workspace_id_of(item)):
+            yield item
+
+
 def _time_out_stuck(now: datetime, report: Report) -> None:
     for status, seconds in settings.WORKSPACE_STATE_CEILINGS_SECONDS.items():
         stuck = Workspace.live.filter(status=status, status_changed_at__lt=now - timedelta(seconds=seconds))
-        for workspace in stuck.select_related("project"):
+        for workspace in each_logged(stuck.select_related("project")):
             message = f"Timed out: still '{status}' after {_duration(seconds)}."
             if status == S.STOPPING:
                 moved = services.workspace_stop_failed(workspace=workspace, message=message)
@@ -102,7 +111,7 @@ def _requeue_lost_work(now: datetime, report: Report) -> None:
     quiet = timedelta(seconds=settings.WORKSPACE_REQUEUE_AFTER_SECONDS)
     transient = Workspace.live.filter(status__in=list(OPERATIONS), status_changed_at__lt=now - quiet)
     undestroyed = Workspace.objects.filter(deleted_at__lt=now - quiet, destroyed_at__isnull=True)
-    for workspace in [*transient, *undestroyed]:
+    for workspace in each_logged([*transient, *undestroyed]):
         operation = "destroy" if workspace.deleted_at else OPERATIONS[workspace.status]
         since = workspace.deleted_at or workspace.status_changed_at
         why = _why_stalled(workspace, operation, since, now, quiet)
@@ -154,10 +163,10 @@ def _sweep_inventory(report: Report) -> None:
     except DriverError as exc:
         logger.warning("reconciler: could not list what %s holds: %s", driver.name, exc.message)
         return
-    for orphan in orphans:
+    for orphan in each_logged(orphans, lambda orphan: orphan["workspace_id"]):
         if _destroy_orphan(driver, orphan):
             report.orphans_destroyed.append(orphan["workspace_id"])
-    for item in drift:
+    for item in each_logged(drift, lambda item: str(item["workspace"].id)):
         if services.workspace_fail(workspace=item["workspace"], message=item["why"]):
             report.vanished.append(str(item["workspace"].id))
 
