@@ -611,26 +611,16 @@ class FlyDriver(Driver):
                 response = self._http().request(method, path, params=params, json=json, timeout=timeout)
             except httpx.TimeoutException:
                 error = DriverError(f"Fly did not answer in time when asked to {what}.", transient=True)
+                _log_call(method, path, None, None, error.message)
             except httpx.TransportError as exc:
                 error = DriverError(
                     f"Could not reach Fly when asked to {what} ({type(exc).__name__}).", transient=True
                 )
+                _log_call(method, path, None, None, error.message)
             else:
                 request_id = response.headers.get("fly-request-id")
                 status = response.status_code
-                logger.info(
-                    "fly %s %s: %s",
-                    method,
-                    path,
-                    status,
-                    extra={
-                        "provider": "fly",
-                        "http_method": method,
-                        "http_path": path,
-                        "http_status": status,
-                        "fly_request_id": request_id,
-                    },
-                )
+                _log_call(method, path, status, request_id)
                 if 200 <= status < 300 or status in allow:
                     return _Answer(status, _json(response), request_id)
                 if status == 429:
@@ -705,6 +695,24 @@ class FlyDriver(Driver):
             return str(uuid.UUID(workspace_id))
         except (TypeError, ValueError, AttributeError):
             raise DriverError(f"{workspace_id!r} is not a usable workspace id for the fly driver.") from None
+
+
+def _log_call(method: str, path: str, status: int | None, request_id: str | None, error: str = "") -> None:
+    """One line per HTTP call to Fly, with Fly's request id (what Fly's support asks for)."""
+    logger.log(
+        logging.WARNING if error else logging.INFO,
+        "fly %s %s: %s",
+        method,
+        path,
+        status if status is not None else error,
+        extra={
+            "provider": "fly",
+            "http_method": method,
+            "http_path": path,
+            "http_status": status,
+            "fly_request_id": request_id,
+        },
+    )
 
 
 def _q(segment: str) -> str:
