@@ -24,9 +24,9 @@ import re
 from typing import Any
 
 import structlog
-from structlog.contextvars import bind_contextvars, clear_contextvars, get_contextvars
+from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, get_contextvars
 
-__all__ = ["bind_contextvars", "clear_contextvars", "current_request_id", "logging_config"]
+__all__ = ["bind_contextvars", "clear_contextvars", "current_request_id", "each_logged", "logging_config"]
 
 REDACTED = "[redacted]"
 _PATTERNS = [
@@ -42,6 +42,15 @@ _MIN_SECRET_LENGTH = 8  # shorter values would match ordinary words
 
 def current_request_id() -> str | None:
     return get_contextvars().get("request_id")
+
+
+def each_logged(items, workspace_id_of=lambda workspace: str(workspace.id)):
+    """The items one by one, each with its ``workspace_id`` on every log line written while the
+    loop's body handles it: for periodic tasks that act on many workspaces (the reconciler, idle
+    stop), whose lines then say which workspace they are about, as a workspace task's do."""
+    for item in items:
+        with bound_contextvars(workspace_id=workspace_id_of(item)):
+            yield item
 
 
 def _secret_values() -> list[str]:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from config.logs import each_logged
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.services import SYSTEM, InvalidState, workspace_stop
 
@@ -66,7 +67,7 @@ def workspaces_stop_idle(*, now: datetime | None = None) -> int:
     ).order_by("last_activity_at", "id")
     reason = idle_reason(timeout)
     stopped = 0
-    for workspace in list(idle):
+    for workspace in each_logged(list(idle)):
         try:
             workspace_stop(workspace=workspace, actor=SYSTEM, reason=reason, only_if_idle_since=cutoff)
         except InvalidState:

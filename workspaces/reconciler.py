@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-from structlog.contextvars import bound_contextvars
 
+from config.logs import each_logged
 from config.metrics import count_reconciler_pass
 from workspaces import services
 from workspaces.attempts import attempt_abandon, last_attempt
@@ -72,14 +72,6 @@ def reconcile(*, now: datetime | None = None) -> Report:
 
 
 # --- 1. ceilings --------------------------------------------------------------------------------------
-
-
-def each_logged(items, workspace_id_of=lambda workspace: str(workspace.id)):
-    """The items one by one, each with its ``workspace_id`` on every log line written while the
-    loop's body handles it (config/logs.py), as a workspace task's lines have."""
-    for item in items:
-        with bound_contextvars(workspace_id=workspace_id_of(item)):
-            yield item
 
 
 def _time_out_stuck(now: datetime, report: Report) -> None:
