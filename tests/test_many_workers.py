@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -23,6 +24,7 @@ import pytest
 from tests.conftest import database_url_for_processes
 from tests.factories import ProjectFactory, UserFactory, make_token
 from tests.live import LiveStack
+from workspaces import reconciler
 from workspaces.drivers.fly import workspace_of_volume
 from workspaces.models import Workspace, WorkspaceEvent
 from workspaces.tasks import provision_workspace
@@ -37,11 +39,13 @@ QUOTA = {"max_workspaces": 100, "max_vcpus": 100, "max_memory_mb": 131072, "max_
 # pools a deployment may run, all taking from the same queue.
 WORKERS = [{}, {}, {}, {"pool": "prefork", "concurrency": 2}]
 TASK_DONE = re.compile(r"Task workspaces\.tasks\.provision_workspace\[([0-9a-f-]{36})\] succeeded")
+TASK_TAKEN = re.compile(r"Task workspaces\.tasks\.provision_workspace\[([0-9a-f-]{36})\] received")
 
 
 # The same count on both backends: SQLite takes every write of every process in turn, and keeps up.
 COUNT = 300
 DUPLICATED = 100  # workspaces whose provisioning message is sent twice
+KILLED = 60  # workspaces provisioned while a worker is killed
 
 
 @pytest.fixture
@@ -131,10 +135,11 @@ def wait_until_running(stack, accounts, ids, timeout=300):
             time.sleep(0.5)
 
 
-def assert_each_provisioned_exactly_once(fly, ids, bodies):
+def assert_each_provisioned_exactly_once(fly, ids, bodies, abandoned=frozenset()):
     """One volume and one machine made per workspace (nothing made twice and cleaned up after), and
-    on each workspace's timeline one provisioning attempt, which succeeded, and one pass through
-    each status on the way to running. Returns each workspace's attempt."""
+    on each workspace's timeline one provisioning attempt, which succeeded (after one that never
+    finished, for the ``abandoned``: their worker was killed), and one pass through each status on
+    the way to running. Returns each workspace's successful attempt."""
     count = len(ids)
     requests = Counter((r["action"], r["status"]) for r in fly.requests)
     assert requests[("create_volume", 200)] == count, requests
@@ -160,10 +165,13 @@ def assert_each_provisioned_exactly_once(fly, ids, bodies):
     for event in WorkspaceEvent.objects.filter(workspace__in=ids, kind=WorkspaceEvent.Kind.ATTEMPT):
         attempts[str(event.workspace_id)].append(event)
     for workspace_id in ids:
+        if workspace_id in abandoned:
+            dead, *attempts[workspace_id] = sorted(attempts[workspace_id], key=lambda e: e.pk)
+            assert dead.message == "Provision attempt 1 never finished.", dead.message
         (event,) = attempts[workspace_id]
         assert event.operation == "provision"
         assert event.duration_ms is not None and not event.error, event.message
-        assert event.message == "Provision attempt 1 succeeded."
+        assert event.message == f"Provision attempt {2 if workspace_id in abandoned else 1} succeeded."
     moves = Counter(
         WorkspaceEvent.objects.filter(workspace__in=ids, kind=WorkspaceEvent.Kind.STATUS).values_list(
             "from_status", "to_status"
@@ -207,3 +215,58 @@ def test_every_message_delivered_twice_still_provisions_each_once(stack, account
     )
     bodies = wait_until_running(stack, accounts, ids)
     assert_each_provisioned_exactly_once(fly, ids, bodies)
+
+
+def test_a_worker_killed_mid_run_and_the_reconciler_still_provision_each_once(
+    stack, accounts, fly, settings, monkeypatch
+):
+    """SIGKILL one worker while it provisions; the others carry on; the reconciler (what beat runs
+    every 30 s) closes the attempt that died with it and queues that work again; the worker comes
+    back. Nothing is made twice: the run queued again adopts what the dead one made."""
+    fly.set_faults(latency_ms=100)  # a run takes about a second: long enough to be caught in it
+    victim = stack.workers[0]
+    ids = create_all(stack, accounts, KILLED)
+    lost = set()  # the tasks that died with the victim
+    for _ in range(3):  # a run that ends in the instant before the kill is not caught: again
+        deadline = time.monotonic() + 120
+        while True:  # until the victim is in the middle of an attempt
+            taken = set(TASK_TAKEN.findall(victim.log())) - set(TASK_DONE.findall(victim.log()))
+            if WorkspaceEvent.objects.filter(task_id__in=taken, duration_ms__isnull=True).exists():
+                break
+            assert time.monotonic() < deadline, f"{victim.name} took no task:\n{stack.logs()}"
+            time.sleep(0.02)
+        victim.kill(signal.SIGKILL)
+        lost |= set(TASK_TAKEN.findall(victim.log())) - set(TASK_DONE.findall(victim.log()))
+        abandoned = {
+            str(workspace_id)
+            for workspace_id in WorkspaceEvent.objects.filter(
+                task_id__in=lost, kind=WorkspaceEvent.Kind.ATTEMPT, duration_ms__isnull=True
+            ).values_list("workspace_id", flat=True)
+        }
+        if abandoned:
+            break
+        victim.start()
+    assert abandoned, "the victim was never killed in the middle of an attempt"
+
+    # The others do everything but what the victim held (its message died with it, or waits in the
+    # broker for a visibility timeout far longer than this test).
+    deadline = time.monotonic() + 300
+    while Workspace.objects.filter(pk__in=ids).exclude(status="running").count() > len(lost):
+        assert time.monotonic() < deadline, f"the other workers did not finish:\n{stack.logs()}"
+        time.sleep(0.5)
+    victim.start()  # as a supervisor would
+
+    # The reconciler, with its thresholds low enough for a test (no run here takes 2 s), sending to
+    # this stack's queue.
+    settings.WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS = 2
+    settings.WORKSPACE_REQUEUE_AFTER_SECONDS = 2
+    monkeypatch.setattr(
+        provision_workspace,
+        "delay",
+        lambda workspace_id: provision_workspace.apply_async((workspace_id,), queue=stack.queue),
+    )
+    time.sleep(2)
+    report = reconciler.reconcile()
+    assert abandoned <= set(report.requeued), report
+    bodies = wait_until_running(stack, accounts, ids)
+    assert_each_provisioned_exactly_once(fly, ids, bodies, abandoned=abandoned)
