@@ -20,7 +20,7 @@ from bench.run import CREATE_BODY, parse_args, recreate_database, stack_environm
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
-    parser.add_argument("what", choices=["create", "list"])
+    parser.add_argument("what", choices=["create", "list", "reconciler"])
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--rows", type=int, default=10000)
     parser.add_argument("--top", type=int, default=40)
@@ -54,6 +54,17 @@ def main(argv: list[str]) -> int:
         def request():
             answer = client.post(path, CREATE_BODY, content_type="application/json", **headers)
             assert answer.status_code == 201, answer.content
+    elif own.what == "reconciler":
+        bench.seed({100: user}, bench.users(50, "filler"), own.rows)
+        profiler = cProfile.Profile() if own.wall else cProfile.Profile(time.process_time)
+        if not own.plain:
+            profiler.enable()
+        print(bench.reconciler())
+        profiler.disable()
+        if not own.plain:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(own.top)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return 0
     else:
         bench.seed({own.rows: user}, [user], own.rows)
         path = "/workspaces?limit=100"

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from config.logs import each_logged
@@ -169,68 +170,68 @@ def inventory(driver) -> tuple[list[dict], list[dict]]:
     admin's orphans-and-drift page shows. Raises ``DriverError`` if the provider cannot be listed."""
     machines = driver.list_machines()
     volumes = driver.list_volumes()
-    held: dict[str, list[str]] = {}
+    held: dict[str, list] = {}  # workspace id -> its machines and (volume id, workspace id) pairs
     states: dict[str, list[str]] = {}
     for machine in machines:
-        held.setdefault(machine.workspace_id, []).append(f"machine {machine.machine_id} ({machine.state})")
+        held.setdefault(machine.workspace_id, []).append(machine)
         states.setdefault(machine.workspace_id, []).append(machine.state)
-    for volume_id, workspace_id in volumes:
-        held.setdefault(workspace_id or "", []).append(f"volume {volume_id}")
-    # A provider holds a machine for nearly every live workspace: read only the few columns that
-    # decide, as tuples, and load whole rows (with their project and owner) only for the few that
-    # are acted on. Loading every row as a model was most of a pass's time at 100,000 rows.
-    ours = [workspace_id for workspace_id in held if is_uuid(workspace_id)]
-    facts = {
-        str(pk): _Facts(deleted_at, status, provisioned_at)
-        for pk, deleted_at, status, provisioned_at in Workspace.objects.filter(pk__in=ours).values_list(
-            "pk", "deleted_at", "status", "provisioned_at"
-        )
-    }
-    reasons = {}
-    for workspace_id in sorted(ours):  # ids that are not UUIDs are not ours: left alone
-        reason = orphan_reason(facts.get(workspace_id))
-        if reason is not None:
-            reasons[workspace_id] = reason
-    expected = (
-        Workspace.live.filter(driver=driver.name, status__in=[S.RUNNING, S.STOPPED], machine_id__isnull=False)
-        .values_list("pk", "status", "machine_id")
-        .order_by()  # no sort of every row: the few that drifted are sorted below
+    for volume in volumes:
+        held.setdefault(volume[1] or "", []).append(volume)
+    # A provider holds a machine for nearly every live workspace. One pass over the live rows' few
+    # deciding columns (no list of ids sent, no whole rows loaded) finds the workspaces that own
+    # what they hold and those whose machine drifted; whole rows (with their project and owner) are
+    # loaded only for the few acted on. At 100,000 rows, sending every held id back to the database
+    # and loading every row as a model was nearly all of a pass's time (docs/benchmarks.md).
+    owners: set[str] = set()
+    whys: dict[str, str] = {}
+    live = (
+        Workspace.live.order_by()
+        .annotate(ran=ExpressionWrapper(Q(provisioned_at__isnull=False), output_field=BooleanField()))
+        .values_list("id", "status", "ran", "driver", "machine_id")
     )
-    whys = {}
-    for pk, status, machine_id in expected:
-        seen = states.get(str(pk), [])
+    for pk, status, ran, driver_name, machine_id in live.iterator(chunk_size=10_000):
+        workspace_id = str(pk)
+        if status != S.ERROR or ran:  # what orphan_reason says of a live row, without its dates
+            owners.add(workspace_id)
+        if driver_name != driver.name or status not in (S.RUNNING, S.STOPPED) or machine_id is None:
+            continue
+        seen = states.get(workspace_id, [])
         if not seen:
-            whys[pk] = f"Machine {machine_id} vanished at the provider."
+            whys[workspace_id] = f"Machine {machine_id} vanished at the provider."
         elif status == S.RUNNING and all(s in ("stopped", "failed", "destroyed") for s in seen):
-            whys[pk] = (
+            whys[workspace_id] = (
                 f"Machine {machine_id} stopped unexpectedly (it is '{seen[0]}'); "
                 "start the workspace to boot it again."
             )
+    # Ids that are not UUIDs are not ours (no workspace tag): the reconciler leaves them alone too.
+    suspects = sorted(wid for wid in held if wid not in owners and is_uuid(wid))
     rows = {
         str(w.pk): w
-        for w in Workspace.objects.filter(pk__in=[*reasons, *whys]).select_related("project", "created_by")
+        for w in Workspace.objects.filter(pk__in=[*suspects, *whys]).select_related("project", "created_by")
     }
-    orphans = [
-        {
-            "workspace_id": workspace_id,
-            "workspace": rows.get(workspace_id),
-            "resources": held[workspace_id],
-            "reason": reason,
-        }
-        for workspace_id, reason in reasons.items()
-    ]
-    drift = [{"workspace": rows[str(pk)], "why": why} for pk, why in whys.items() if str(pk) in rows]
+    orphans = []
+    for workspace_id in suspects:
+        workspace = rows.get(workspace_id)
+        reason = orphan_reason(workspace)
+        if reason is not None:
+            orphans.append(
+                {
+                    "workspace_id": workspace_id,
+                    "workspace": workspace,
+                    "resources": [_resource(r) for r in held[workspace_id]],
+                    "reason": reason,
+                }
+            )
+    drift = [{"workspace": rows[pk], "why": why} for pk, why in whys.items() if pk in rows]
     drift.sort(key=lambda item: (item["workspace"].created_at, str(item["workspace"].pk)))
     return orphans, drift
 
 
-@dataclass(frozen=True)
-class _Facts:
-    """What ``orphan_reason`` reads of a workspace, without loading the whole row."""
-
-    deleted_at: datetime | None
-    status: str
-    provisioned_at: datetime | None
+def _resource(held) -> str:
+    """A machine or a (volume id, workspace id) pair, in words for the timeline and the admin."""
+    if isinstance(held, tuple):
+        return f"volume {held[0]}"
+    return f"machine {held.machine_id} ({held.state})"
 
 
 def _destroy_orphan(driver, orphan: dict) -> bool:
@@ -250,7 +251,7 @@ def _destroy_orphan(driver, orphan: dict) -> bool:
     return True
 
 
-def orphan_reason(workspace: Workspace | _Facts | None) -> str | None:
+def orphan_reason(workspace: Workspace | None) -> str | None:
     """Why a provider resource held for ``workspace`` (None: no such row) is an orphan that may be
     destroyed, or None if it belongs to a live workspace. The admin's orphans page uses it too."""
     if workspace is None:
