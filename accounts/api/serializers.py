@@ -2,6 +2,7 @@ from datetime import UTC
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
@@ -12,6 +13,9 @@ from workspaces.api.serializers import CpuKindInputField, HardwareSerializer
 # --- user settings ---------------------------------------------------------------------------------
 
 
+@extend_schema_serializer(
+    component_name="DefaultHardwareUpdate"
+)  # request bodies: "DefaultHardwareUpdateRequest"
 class DefaultHardwarePartialSerializer(StrictSerializer):
     """Any subset of the hardware fields; the missing ones keep their current value."""
 
@@ -22,6 +26,7 @@ class DefaultHardwarePartialSerializer(StrictSerializer):
     gpu_kind = StrictCharField(required=False, allow_null=True, help_text="GPU type, or null for none.")
 
 
+@extend_schema_serializer(component_name="DefaultHardware")  # request bodies: "DefaultHardwareRequest"
 class DefaultHardwareInputSerializer(StrictSerializer):
     """A complete hardware choice: every field but `gpu_kind` (null when omitted) is required."""
 
@@ -34,6 +39,7 @@ class DefaultHardwareInputSerializer(StrictSerializer):
     )
 
 
+@extend_schema_serializer(component_name="UserSettingsUpdate")  # request bodies: "UserSettingsUpdateRequest"
 class UserSettingsPartialInputSerializer(StrictSerializer):
     """PATCH: what to change; the merged result is checked as a whole."""
 
@@ -42,6 +48,7 @@ class UserSettingsPartialInputSerializer(StrictSerializer):
     )
 
 
+@extend_schema_serializer(component_name="UserSettings")  # request bodies: "UserSettingsRequest"
 class UserSettingsInputSerializer(StrictSerializer):
     """PUT: the whole settings object."""
 
@@ -102,6 +109,7 @@ class StrictDateTimeField(serializers.DateTimeField):
         return parsed.astimezone(UTC)
 
 
+@extend_schema_serializer(component_name="ApiTokenCreate")  # request bodies: "ApiTokenCreateRequest"
 class ApiTokenCreateInputSerializer(StrictSerializer):
     """A new token: both fields are optional."""
 

@@ -1,4 +1,5 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
@@ -27,6 +28,7 @@ def _django_validator(func):
     return run
 
 
+@extend_schema_serializer(component_name="ProjectCreate")  # request bodies: "ProjectCreateRequest"
 class ProjectCreateInputSerializer(StrictSerializer):
     name = HintedCharField(max_length=100, schema=NOT_BLANK, help_text="Unique among your projects.")
     description = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
@@ -50,6 +52,7 @@ class ProjectCreateInputSerializer(StrictSerializer):
     )
 
 
+@extend_schema_serializer(component_name="ProjectUpdate")  # request bodies: "ProjectUpdateRequest"
 class ProjectUpdateInputSerializer(ProjectCreateInputSerializer):
     """Any of a project's fields, with the rules of creation; a field left out stays as it is."""
 
@@ -88,6 +91,7 @@ class ProjectRoleField(NamedEnum, serializers.ChoiceField):
         super().__init__(choices=self.enum_values, **kwargs)
 
 
+@extend_schema_serializer(component_name="MemberCreate")  # request bodies: "MemberCreateRequest"
 class MemberCreateInputSerializer(StrictSerializer):
     """Who to add (an existing user, by email address in any case) and with which role."""
 
@@ -97,6 +101,7 @@ class MemberCreateInputSerializer(StrictSerializer):
     )
 
 
+@extend_schema_serializer(component_name="MemberUpdate")  # request bodies: "MemberUpdateRequest"
 class MemberUpdateInputSerializer(StrictSerializer):
     """A member's new role; left out, nothing changes."""
 

@@ -74,12 +74,12 @@ def test_a_workspace_s_whole_life_through_the_generated_sdk(live, sdk):
     from workspaces_api_client.models import (
         ApiError,
         CpuKind,
-        HardwareInputRequest,
+        HardwareRequest,
         Project,
-        ProjectCreateInputRequest,
+        ProjectCreateRequest,
         StatusChange,
         Workspace,
-        WorkspaceCreateInputRequest,
+        WorkspaceCreateRequest,
         WorkspaceStatus,
     )
 
@@ -88,7 +88,7 @@ def test_a_workspace_s_whole_life_through_the_generated_sdk(live, sdk):
 
     created = projects_create.sync_detailed(
         client=client,
-        body=ProjectCreateInputRequest(name="sdk", repo_url="https://github.com/example/app.git"),
+        body=ProjectCreateRequest(name="sdk", repo_url="https://github.com/example/app.git"),
     )
     assert created.status_code == 201 and isinstance(created.parsed, Project)
     project = created.parsed
@@ -96,8 +96,8 @@ def test_a_workspace_s_whole_life_through_the_generated_sdk(live, sdk):
     response = workspaces_create.sync_detailed(
         project.id,
         client=client,
-        body=WorkspaceCreateInputRequest(
-            hardware=HardwareInputRequest(cpu_kind=CpuKind.SHARED, cpus=2, memory_mb=1024),
+        body=WorkspaceCreateRequest(
+            hardware=HardwareRequest(cpu_kind=CpuKind.SHARED, cpus=2, memory_mb=1024),
             keep_active=True,
         ),
         idempotency_key=str(uuid.uuid4()),
@@ -153,7 +153,7 @@ def test_errors_come_back_as_the_typed_api_error(live, sdk):
     from workspaces_api_client import AuthenticatedClient
     from workspaces_api_client.api.projects import projects_retrieve
     from workspaces_api_client.api.workspaces import workspaces_create, workspaces_list
-    from workspaces_api_client.models import ApiError, HardwareInputRequest, WorkspaceCreateInputRequest
+    from workspaces_api_client.models import ApiError, HardwareRequest, WorkspaceCreateRequest
 
     user, stranger = UserFactory(), UserFactory()
     client = AuthenticatedClient(base_url=live.url, token=make_token(user))
@@ -163,7 +163,7 @@ def test_errors_come_back_as_the_typed_api_error(live, sdk):
     bad = workspaces_create.sync_detailed(
         project.id,
         client=client,
-        body=WorkspaceCreateInputRequest(hardware=HardwareInputRequest(cpus=1, memory_mb=999_999)),
+        body=WorkspaceCreateRequest(hardware=HardwareRequest(cpus=1, memory_mb=999_999)),
     )
     assert bad.status_code == 400 and isinstance(bad.parsed, ApiError)
     assert bad.parsed.code == "validation_error"
@@ -179,7 +179,7 @@ def test_errors_come_back_as_the_typed_api_error(live, sdk):
     theirs = projects_retrieve.sync_detailed(elsewhere.id, client=client)
     assert theirs.status_code == 404 and isinstance(theirs.parsed, ApiError)
     created_there = workspaces_create.sync_detailed(
-        elsewhere.id, client=client, body=WorkspaceCreateInputRequest()
+        elsewhere.id, client=client, body=WorkspaceCreateRequest()
     )
     assert created_there.status_code == 404 and created_there.parsed.code == "not_found"
 

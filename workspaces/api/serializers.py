@@ -1,5 +1,5 @@
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from config.openapi import NamedEnum
@@ -23,6 +23,7 @@ class CpuKindInputField(CpuKindField, StrictCharField):
     """Any string parses; the hardware rules answer a wrong kind with ``invalid_cpu_kind``."""
 
 
+@extend_schema_serializer(component_name="Hardware")  # request bodies: "HardwareRequest"
 class HardwareInputSerializer(StrictSerializer):
     """Any subset of the hardware fields; the missing ones come from the caller's defaults."""
 
@@ -33,6 +34,7 @@ class HardwareInputSerializer(StrictSerializer):
     gpu_kind = StrictCharField(required=False, allow_null=True, help_text="GPU type, or null for none.")
 
 
+@extend_schema_serializer(component_name="WorkspaceCreate")  # request bodies: "WorkspaceCreateRequest"
 class WorkspaceCreateInputSerializer(StrictSerializer):
     hardware = HardwareInputSerializer(
         required=False,
@@ -97,6 +99,7 @@ class WorkspacePlanSerializer(serializers.Serializer):
     keep_active = serializers.BooleanField()
 
 
+@extend_schema_serializer(component_name="WorkspaceUpdate")  # request bodies: "WorkspaceUpdateRequest"
 class WorkspaceUpdateInputSerializer(StrictSerializer):
     keep_active = StrictBooleanField(
         required=False, help_text="Whether the workspace should stay running when idle."
