@@ -69,13 +69,82 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """The error responses of an operation, in our error shape. Every authenticated operation is
-    rate limited, so one that can answer 401 can answer 429 too."""
+def _validation_example(field: str, code: str, message: str, **extra) -> dict:
+    return {
+        "error": f"{field}: {message}",
+        "code": "validation_error",
+        "details": [{"field": field, "code": code, "message": message, **extra}],
+    }
+
+
+# Examples of 400s, in the words the server uses: the default one, and two for error_responses().
+BAD_BODY = _validation_example(
+    "nmae",
+    "unknown_field",
+    "Unknown field 'nmae'; known fields are: name, description, repo_url, default_branch.",
+)
+BAD_PAGE = _validation_example(
+    "limit",
+    "invalid_limit",
+    "limit must be an integer between 1 and 1000; got '0'.",
+    allowed={"min": 1, "max": 1000},
+)
+BAD_HARDWARE = _validation_example(
+    "hardware.memory_mb",
+    "memory_too_high",
+    "memory_mb must be at most 2048 for 1 shared CPU; got 4096.",
+    allowed={"min": 256, "max": 2048, "step": 256},
+)
+BAD_STATE = {
+    "error": "Cannot start a workspace that is 'running'; start needs 'stopped' or 'error'.",
+    "code": "invalid_state",
+    "details": [
+        {
+            "field": "status",
+            "code": "invalid_state",
+            "message": "Cannot start a workspace that is 'running'; start needs 'stopped' or 'error'.",
+            "allowed": {"choices": ["stopped", "error"]},
+        }
+    ],
+}
+NOT_A_MEMBER = {
+    "error": "The project's owner is not a member: their role cannot be changed and they cannot be removed.",
+    "code": "owner_not_member",
+}
+_EXAMPLES = {
+    401: {"error": "The token is malformed.", "code": "invalid_token"},
+    403: {
+        "error": "Your role in this project is 'viewer', which may not manage workspaces.",
+        "code": "permission_denied",
+    },
+    404: {"error": "Project not found.", "code": "not_found"},
+    409: {"error": "You already have a project named 'my-app'.", "code": "project_name_taken"},
+    415: {
+        "error": 'Unsupported media type "text/plain" in request. Send a JSON body with '
+        "'Content-Type: application/json'.",
+        "code": "unsupported_media_type",
+    },
+    422: {
+        "error": "This Idempotency-Key was used with a different request; use a new key for a new request.",
+        "code": "idempotency_key_reused",
+    },
+    429: {"error": "Request was throttled. Expected available in 12 seconds.", "code": "rate_limited"},
+}
+
+
+def error_responses(*statuses: int, bad_request: dict = BAD_BODY) -> dict[int, OpenApiResponse]:
+    """The error responses of an operation, in our error shape, each with an example (``bad_request``
+    for the 400). Every authenticated operation is rate limited, so one that can answer 401 can
+    answer 429 too."""
     if 401 in statuses:
         statuses = (*statuses, 429)
+    examples = {**_EXAMPLES, 400: bad_request}
     return {
-        status: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[status])
+        status: OpenApiResponse(
+            ErrorSerializer,
+            description=_DESCRIPTIONS[status],
+            examples=[OpenApiExample(f"Error{status}", value=examples[status], status_codes=[str(status)])],
+        )
         for status in sorted(set(statuses))
     }
 

@@ -68,3 +68,38 @@ def test_swagger_ui_needs_no_cdn(client):
     assert (
         client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
     )
+
+
+def _operations(schema):
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def test_every_operation_is_named_tagged_summarized_and_its_errors_shown(schema):
+    operation_ids = [operation["operationId"] for _, operation in _operations(schema)]
+    assert len(operation_ids) == len(set(operation_ids)) >= 26
+    for label, operation in _operations(schema):
+        assert operation["tags"] and operation["summary"] and operation.get("description"), label
+        for status, response in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            content = response["content"]["application/json"]
+            assert content["schema"] == ERROR_REF, (label, status)
+            (example,) = content["examples"].values()
+            assert set(example["value"]) >= {"error", "code"}, (label, status)
+
+
+def test_request_objects_refuse_unknown_fields(schema):
+    for name, component in schema["components"]["schemas"].items():
+        if name.endswith("Request"):
+            assert component["additionalProperties"] is False, name
+
+
+def test_named_enums(schema):
+    components = schema["components"]["schemas"]
+    assert components["CpuKind"]["enum"] == ["shared", "performance"]
+    assert components["Hardware"]["properties"]["cpu_kind"] == {"$ref": "#/components/schemas/CpuKind"}
+    assert (
+        "NullEnum" not in components
+    )  # a nullable enum is a nullable reference, which every generator reads

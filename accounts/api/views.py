@@ -14,7 +14,7 @@ from accounts.api.serializers import (
 )
 from accounts.selectors import token_get_for, tokens_of
 from accounts.services import api_token_create, api_token_revoke, user_settings_get, user_settings_update
-from config.openapi import error_responses, uuid_path_parameter
+from config.openapi import BAD_PAGE, error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
 
 EXAMPLE_SETTINGS = {
@@ -115,7 +115,7 @@ class ApiTokenListView(APIView):
         parameters=PAGINATION_PARAMETERS,
         responses={
             200: inline_serializer("ApiTokenList", {"tokens": ApiTokenSerializer(many=True)}),
-            **error_responses(400, 401),
+            **error_responses(400, 401, bad_request=BAD_PAGE),
         },
     )
     def get(self, request):

@@ -4,7 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from config.openapi import error_responses, uuid_path_parameter
+from config.openapi import BAD_PAGE, NOT_A_MEMBER, error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
 from projects import services
 from projects.api.serializers import (
@@ -32,7 +32,7 @@ class ProjectListView(APIView):
         parameters=PAGINATION_PARAMETERS,
         responses={
             200: inline_serializer("ProjectList", {"projects": ProjectSerializer(many=True)}),
-            **error_responses(400, 401),
+            **error_responses(400, 401, bad_request=BAD_PAGE),
         },
     )
     def get(self, request):
@@ -42,6 +42,11 @@ class ProjectListView(APIView):
     @extend_schema(
         operation_id="projects_create",
         summary="Create a project",
+        description=(
+            "Creates a project that you own. `name` is unique among your projects (a duplicate is 409, "
+            "`project_name_taken`); each new workspace clones `repo_url` at `default_branch` (the "
+            "repository's default branch when null)."
+        ),
         tags=["Projects"],
         request=ProjectCreateInputSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
@@ -63,6 +68,7 @@ class ProjectDetailView(APIView):
     @extend_schema(
         operation_id="projects_retrieve",
         summary="Get a project",
+        description="A project you own or are a member of; any other id is 404.",
         tags=["Projects"],
         parameters=[PROJECT_ID],
         responses={200: ProjectSerializer, **error_responses(401, 404)},
@@ -121,7 +127,7 @@ class ProjectMembersView(APIView):
         parameters=[PROJECT_ID, *PAGINATION_PARAMETERS],
         responses={
             200: inline_serializer("ProjectMemberList", {"members": MemberSerializer(many=True)}),
-            **error_responses(400, 401, 404),
+            **error_responses(400, 401, 404, bad_request=BAD_PAGE),
         },
     )
     def get(self, request, id):
@@ -178,7 +184,7 @@ class ProjectMemberDetailView(APIView):
         "cannot be removed (`owner_not_member`).",
         tags=["Projects"],
         parameters=[PROJECT_ID, USER_ID],
-        responses={204: None, **error_responses(400, 401, 403, 404)},
+        responses={204: None, **error_responses(400, 401, 403, 404, bad_request=NOT_A_MEMBER)},
     )
     def delete(self, request, id, user_id):
         project = project_get_for(user=request.user, project_id=id, action="manage_project")

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from config.openapi import error_responses, uuid_path_parameter
+from config.openapi import BAD_HARDWARE, BAD_PAGE, BAD_STATE, error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
 from config.throttling import CreateRateThrottle, UserRateThrottle
 from projects.selectors import project_get_for
@@ -97,7 +97,10 @@ class WorkspaceListView(APIView):
             ),
             *PAGINATION_PARAMETERS,
         ],
-        responses={200: workspace_list_serializer("WorkspaceList"), **error_responses(400, 401)},
+        responses={
+            200: workspace_list_serializer("WorkspaceList"),
+            **error_responses(400, 401, bad_request=BAD_PAGE),
+        },
     )
     def get(self, request):
         workspaces = selectors.workspace_list(
@@ -114,9 +117,13 @@ class ProjectWorkspacesView(APIView):
     @extend_schema(
         operation_id="project_workspaces_list",
         summary="List a project's workspaces",
+        description="The project's workspaces, oldest first, whoever created them.",
         tags=["Workspaces"],
         parameters=[PROJECT_ID, *PAGINATION_PARAMETERS],
-        responses={200: workspace_list_serializer("ProjectWorkspaceList"), **error_responses(400, 401, 404)},
+        responses={
+            200: workspace_list_serializer("ProjectWorkspaceList"),
+            **error_responses(400, 401, 404, bad_request=BAD_PAGE),
+        },
     )
     def get(self, request, id):
         project = project_get_for(user=request.user, project_id=id)
@@ -141,7 +148,7 @@ class ProjectWorkspacesView(APIView):
             200: OpenApiResponse(
                 WorkspacePlanSerializer, description="`dry_run=true`: what would be created."
             ),
-            **error_responses(400, 401, 403, 404, 409, 415, 422, 429),
+            **error_responses(400, 401, 403, 404, 409, 415, 422, 429, bad_request=BAD_HARDWARE),
         },
         examples=[
             OpenApiExample(
@@ -183,6 +190,12 @@ class WorkspaceDetailView(APIView):
     @extend_schema(
         operation_id="workspaces_retrieve",
         summary="Get a workspace",
+        description=(
+            "A workspace in a project you can see. Poll it after a create, start or stop: `status` moves "
+            "through `creating`/`starting` to `running`, or `stopping` to `stopped`; on a failure it is "
+            "`error` (or `stop_failed`) with `error_message`. `machine_id`, `private_ip` and `git_ref` "
+            "are null until the machine runs."
+        ),
         tags=["Workspaces"],
         parameters=[WORKSPACE_ID],
         responses={200: WorkspaceSerializer, **error_responses(401, 404)},
@@ -232,7 +245,10 @@ class WorkspaceStartView(APIView):
         tags=["Workspaces"],
         request=None,
         parameters=[WORKSPACE_ID, IDEMPOTENCY_PARAMETER],
-        responses={200: StatusChangeSerializer, **error_responses(400, 401, 403, 404, 409, 422, 429)},
+        responses={
+            200: StatusChangeSerializer,
+            **error_responses(400, 401, 403, 404, 409, 422, 429, bad_request=BAD_STATE),
+        },
         examples=[OpenApiExample("Starting", value={"status": "starting"}, response_only=True)],
     )
     @idempotent
@@ -250,7 +266,10 @@ class WorkspaceStopView(APIView):
         tags=["Workspaces"],
         request=None,
         parameters=[WORKSPACE_ID, IDEMPOTENCY_PARAMETER],
-        responses={200: StatusChangeSerializer, **error_responses(400, 401, 403, 404, 409, 422, 429)},
+        responses={
+            200: StatusChangeSerializer,
+            **error_responses(400, 401, 403, 404, 409, 422, 429, bad_request=BAD_STATE),
+        },
         examples=[OpenApiExample("Stopping", value={"status": "stopping"}, response_only=True)],
     )
     @idempotent
@@ -269,7 +288,7 @@ class WorkspaceEventsView(APIView):
         parameters=[WORKSPACE_ID, *PAGINATION_PARAMETERS],
         responses={
             200: inline_serializer("WorkspaceEventList", {"events": WorkspaceEventSerializer(many=True)}),
-            **error_responses(400, 401, 404),
+            **error_responses(400, 401, 404, bad_request=BAD_PAGE),
         },
     )
     def get(self, request, id):
