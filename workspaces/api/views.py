@@ -48,6 +48,45 @@ EXAMPLE_WORKSPACE = {
     "created_at": "2025-01-15T10:30:00Z",
     "updated_at": "2025-01-15T10:30:00Z",
 }
+EXAMPLE_RUNNING = {
+    **EXAMPLE_WORKSPACE,
+    "status": "running",
+    "machine_id": "d8d9ee3c2e0d98",
+    "private_ip": "fdaa:0:1:a7b:1f6:7f2d:3c21:2",
+    "git_ref": "4f1c2a9e8b7d6c5b4a39281706f5e4d3c2b1a098",
+    "updated_at": "2025-01-15T10:30:09Z",
+}
+_ACTOR = {"kind": "token", "user_id": "c3d4e5f6-7890-12ab-cdef-34567890abcd", "email": "ada@example.com"}
+EXAMPLE_EVENTS = {
+    "events": [
+        {
+            "id": 1,
+            "type": "status",
+            "from_status": None,
+            "to_status": "creating",
+            "actor": {**_ACTOR, "token_prefix": "wsk_5sOxIPuLG8aD"},
+            "message": "Workspace created; provisioning queued.",
+            "attempt": None,
+            "created_at": "2025-01-15T10:30:00Z",
+        },
+        {
+            "id": 2,
+            "type": "attempt",
+            "from_status": None,
+            "to_status": None,
+            "actor": {"kind": "system", "user_id": None, "email": None, "token_prefix": None},
+            "message": "Provision attempt 1 succeeded.",
+            "attempt": {
+                "operation": "provision",
+                "task_id": "548e11a1-ef4f-4665-b6b8-5168040057b8",
+                "request_id": "01GBKBCPJ25X3050E81PA07Q78-iad",
+                "duration_ms": 8912,
+                "error": None,
+            },
+            "created_at": "2025-01-15T10:30:09Z",
+        },
+    ]
+}
 WORKSPACE_ID = uuid_path_parameter("id", "Workspace ID (UUID).")
 PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
 DRY_RUN_PARAMETER = OpenApiParameter(
@@ -199,6 +238,7 @@ class WorkspaceDetailView(APIView):
         tags=["Workspaces"],
         parameters=[WORKSPACE_ID],
         responses={200: WorkspaceSerializer, **error_responses(401, 404)},
+        examples=[OpenApiExample("Running", value=EXAMPLE_RUNNING, response_only=True)],
     )
     def get(self, request, id):
         return Response(
@@ -290,6 +330,7 @@ class WorkspaceEventsView(APIView):
             200: inline_serializer("WorkspaceEventList", {"events": WorkspaceEventSerializer(many=True)}),
             **error_responses(400, 401, 404, bad_request=BAD_PAGE),
         },
+        examples=[OpenApiExample("Timeline", value=EXAMPLE_EVENTS, response_only=True)],
     )
     def get(self, request, id):
         workspace = selectors.workspace_get_for(user=request.user, workspace_id=id)
