@@ -109,6 +109,20 @@ def fake_fly():
 
 
 @pytest.fixture
+def fly(fake_fly, settings):
+    """Workspaces made in this test use the fly driver, against a clean fake; whatever the test left
+    there is destroyed by the reconciler, and the fake is clean again for the next test."""
+    from workspaces import reconciler
+
+    settings.WORKSPACE_DRIVER = "fly"
+    fake_fly.reset()
+    yield fake_fly
+    fake_fly.reset_faults()
+    reconciler.reconcile()
+    fake_fly.reset()
+
+
+@pytest.fixture
 def worker(celery_worker_process, transactional_db, local_machines):
     """A running worker, for a test whose rows it must see (so: committed, transactional_db)."""
     if not celery_worker_process.alive():

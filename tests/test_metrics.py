@@ -42,16 +42,6 @@ def scrape(settings, anonymous):
     return scrape
 
 
-@pytest.fixture
-def fly(fake_fly, settings):
-    settings.WORKSPACE_DRIVER = "fly"
-    fake_fly.reset()
-    yield fake_fly
-    fake_fly.reset_faults()
-    reconciler.reconcile()  # destroy what the test left at the fake
-    fake_fly.reset()
-
-
 def wait_for(api, workspace_id, statuses, timeout=60):
     deadline = time.monotonic() + timeout
     while True:

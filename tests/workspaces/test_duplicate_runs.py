@@ -18,14 +18,6 @@ SMALL = {"hardware": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256, "volume
 
 
 @pytest.fixture
-def fly(fake_fly, settings):
-    settings.WORKSPACE_DRIVER = "fly"
-    fake_fly.reset()
-    yield fake_fly
-    fake_fly.reset()
-
-
-@pytest.fixture
 def workspace(api, project, fly):
     """A workspace in ``creating`` whose provisioning message no worker has taken (``db``: the
     on-commit send never happens), with a run of another task already under way for it."""

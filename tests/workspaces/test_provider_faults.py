@@ -20,17 +20,6 @@ pytestmark = pytest.mark.worker
 SMALL = {"hardware": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256, "volume_size_gb": 1}}
 
 
-@pytest.fixture
-def fly(fake_fly, settings):
-    """Workspaces made in this test use the fly driver, against a clean fake."""
-    settings.WORKSPACE_DRIVER = "fly"
-    fake_fly.reset()
-    yield fake_fly
-    fake_fly.reset_faults()
-    reconciler.reconcile()  # leave nothing behind for the next test
-    fake_fly.reset()
-
-
 def create_many(api, project, count):
     ids = []
     for _ in range(count):
