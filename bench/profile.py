@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return 0
     else:
-        bench.seed({own.rows: user}, [user], own.rows)
+        bench.seed({own.rows: user}, bench.users(50, "filler"), max(own.rows, 100_000))  # others' rows too
         path = "/workspaces?limit=100"
 
         def request():
