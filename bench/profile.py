@@ -20,7 +20,7 @@ from bench.run import CREATE_BODY, parse_args, recreate_database, stack_environm
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
-    parser.add_argument("what", choices=["create", "list", "reconciler"])
+    parser.add_argument("what", choices=["create", "list", "reconciler", "endpoints"])
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--rows", type=int, default=10000)
     parser.add_argument("--top", type=int, default=40)
@@ -54,6 +54,35 @@ def main(argv: list[str]) -> int:
         def request():
             answer = client.post(path, CREATE_BODY, content_type="application/json", **headers)
             assert answer.status_code == 201, answer.content
+    elif own.what == "endpoints":
+        # What the framework costs before our work: CPU per request of cheaper endpoints beside a create.
+        project_path = f"/projects/{user['project'].pk}"
+        cases = {
+            "GET /nope (404, no token)": lambda: client.get("/nope"),
+            "GET /profile": lambda: client.get("/profile", **headers),
+            "GET /projects/{id}": lambda: client.get(project_path, **headers),
+            "POST .../workspaces?dry_run=true": lambda: client.post(
+                f"{project_path}/workspaces?dry_run=true",
+                CREATE_BODY,
+                content_type="application/json",
+                **headers,
+            ),
+            "POST .../workspaces": lambda: client.post(
+                f"{project_path}/workspaces", CREATE_BODY, content_type="application/json", **headers
+            ),
+        }
+        for name, call in cases.items():
+            for _ in range(20):
+                call()
+            cpu, started = time.process_time(), time.perf_counter()
+            for _ in range(own.n):
+                status = call().status_code
+            cpu, wall = (
+                (time.process_time() - cpu) / own.n * 1000,
+                (time.perf_counter() - started) / own.n * 1000,
+            )
+            print(f"{name:36} {status}  CPU {cpu:6.2f} ms  wall {wall:6.2f} ms")
+        return 0
     elif own.what == "reconciler":
         bench.seed({100: user}, bench.users(50, "filler"), own.rows)
         profiler = cProfile.Profile() if own.wall else cProfile.Profile(time.process_time)
