@@ -44,93 +44,97 @@ def main(argv: list[str]) -> int:
     from bench.run import Bench
 
     call_command("migrate", verbosity=0)
-    bench = Bench(args)
-    (user,) = bench.users(1, "profile")
-    client = Client()
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {user['token']}"}
-    if own.what == "create":
-        path = f"/projects/{user['project'].pk}/workspaces"
+    try:
+        bench = Bench(args)
+        (user,) = bench.users(1, "profile")
+        client = Client()
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {user['token']}"}
+        if own.what == "create":
+            path = f"/projects/{user['project'].pk}/workspaces"
 
-        def request():
-            answer = client.post(path, CREATE_BODY, content_type="application/json", **headers)
-            assert answer.status_code == 201, answer.content
-    elif own.what == "endpoints":
-        # What the framework costs before our work: CPU per request of cheaper endpoints beside a create.
-        project_path = f"/projects/{user['project'].pk}"
-        cases = {
-            "GET /nope (404, no token)": lambda: client.get("/nope"),
-            "GET /profile": lambda: client.get("/profile", **headers),
-            "GET /projects/{id}": lambda: client.get(project_path, **headers),
-            "POST .../workspaces?dry_run=true": lambda: client.post(
-                f"{project_path}/workspaces?dry_run=true",
-                CREATE_BODY,
-                content_type="application/json",
-                **headers,
-            ),
-            "POST .../workspaces": lambda: client.post(
-                f"{project_path}/workspaces", CREATE_BODY, content_type="application/json", **headers
-            ),
-        }
-        for name, call in cases.items():
-            for _ in range(20):
-                call()
-            cpu, started = time.process_time(), time.perf_counter()
-            for _ in range(own.n):
-                status = call().status_code
-            cpu, wall = (
-                (time.process_time() - cpu) / own.n * 1000,
-                (time.perf_counter() - started) / own.n * 1000,
-            )
-            print(f"{name:36} {status}  CPU {cpu:6.2f} ms  wall {wall:6.2f} ms")
-        return 0
-    elif own.what == "reconciler":
-        bench.seed({100: user}, bench.users(50, "filler"), own.rows)
+            def request():
+                answer = client.post(path, CREATE_BODY, content_type="application/json", **headers)
+                assert answer.status_code == 201, answer.content
+        elif own.what == "endpoints":
+            # What the framework costs before our work: CPU per request of cheaper endpoints beside a create.
+            project_path = f"/projects/{user['project'].pk}"
+            cases = {
+                "GET /nope (404, no token)": lambda: client.get("/nope"),
+                "GET /profile": lambda: client.get("/profile", **headers),
+                "GET /projects/{id}": lambda: client.get(project_path, **headers),
+                "POST .../workspaces?dry_run=true": lambda: client.post(
+                    f"{project_path}/workspaces?dry_run=true",
+                    CREATE_BODY,
+                    content_type="application/json",
+                    **headers,
+                ),
+                "POST .../workspaces": lambda: client.post(
+                    f"{project_path}/workspaces", CREATE_BODY, content_type="application/json", **headers
+                ),
+            }
+            for name, call in cases.items():
+                for _ in range(20):
+                    call()
+                cpu, started = time.process_time(), time.perf_counter()
+                for _ in range(own.n):
+                    status = call().status_code
+                cpu, wall = (
+                    (time.process_time() - cpu) / own.n * 1000,
+                    (time.perf_counter() - started) / own.n * 1000,
+                )
+                print(f"{name:36} {status}  CPU {cpu:6.2f} ms  wall {wall:6.2f} ms")
+            return 0
+        elif own.what == "reconciler":
+            bench.seed({100: user}, bench.users(50, "filler"), own.rows)
+            profiler = cProfile.Profile() if own.wall else cProfile.Profile(time.process_time)
+            if not own.plain:
+                profiler.enable()
+            print(bench.reconciler())
+            profiler.disable()
+            if not own.plain:
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(own.top)
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+            return 0
+        else:
+            bench.seed(
+                {own.rows: user}, bench.users(50, "filler"), max(own.rows, 100_000)
+            )  # others' rows too
+            path = "/workspaces?limit=100"
+
+            def request():
+                answer = client.get(path, **headers)
+                assert answer.status_code == 200, answer.content
+
+        for _ in range(20):
+            request()
+        with CaptureQueriesContext(connection) as queries:
+            request()
+        print(f"{len(queries)} queries:")
+        for q in queries:
+            print(f"  [{q['time']}s] {q['sql'][:400]}")
         profiler = cProfile.Profile() if own.wall else cProfile.Profile(time.process_time)
+        cpu = time.process_time()
+        started = time.perf_counter()
         if not own.plain:
             profiler.enable()
-        print(bench.reconciler())
+        for _ in range(own.n):
+            request()
         profiler.disable()
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        print(
+            f"\n{own.n} requests in {elapsed:.2f} s: {elapsed / own.n * 1000:.2f} ms each, CPU {cpu / own.n * 1000:.2f} ms (profiled)\n"
+        )
         if not own.plain:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(own.top)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-        return 0
-    else:
-        bench.seed({own.rows: user}, bench.users(50, "filler"), max(own.rows, 100_000))  # others' rows too
-        path = "/workspaces?limit=100"
+    finally:
+        from django.db import connections
 
-        def request():
-            answer = client.get(path, **headers)
-            assert answer.status_code == 200, answer.content
+        from bench.run import drop_database
 
-    for _ in range(20):
-        request()
-    with CaptureQueriesContext(connection) as queries:
-        request()
-    print(f"{len(queries)} queries:")
-    for q in queries:
-        print(f"  [{q['time']}s] {q['sql'][:400]}")
-    profiler = cProfile.Profile() if own.wall else cProfile.Profile(time.process_time)
-    cpu = time.process_time()
-    started = time.perf_counter()
-    if not own.plain:
-        profiler.enable()
-    for _ in range(own.n):
-        request()
-    profiler.disable()
-    elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu
-    print(
-        f"\n{own.n} requests in {elapsed:.2f} s: {elapsed / own.n * 1000:.2f} ms each, CPU {cpu / own.n * 1000:.2f} ms (profiled)\n"
-    )
-    if not own.plain:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(own.top)
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-    from django.db import connections
-
-    connections.close_all()
-    from bench.run import drop_database
-
-    drop_database(args.database_url)
+        connections.close_all()
+        drop_database(args.database_url)
     return 0
 
 
