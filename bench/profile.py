@@ -123,7 +123,7 @@ def main(argv: list[str]) -> int:
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
         print(
-            f"\n{own.n} requests in {elapsed:.2f} s: {elapsed / own.n * 1000:.2f} ms each, CPU {cpu / own.n * 1000:.2f} ms (profiled)\n"
+            f"\n{own.n} requests in {elapsed:.2f} s: {elapsed / own.n * 1000:.2f} ms each, CPU {cpu / own.n * 1000:.2f} ms{'' if own.plain else ' (profiled)'}\n"
         )
         if not own.plain:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(own.top)
