@@ -125,6 +125,8 @@ API_RATE_LIMITS = env.json(
 )
 # The cache counts rate limits: per process by default; point it at Redis for several web processes.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "config.cache.RedisCache"  # the same, without a client per call
 
 # Lists return every result up to this many; `limit` may ask for fewer, never more.
 API_LIST_MAX_LIMIT = env.int("API_LIST_MAX_LIMIT", default=1000)
