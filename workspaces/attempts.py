@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 class Attempt:
     """The open row of a run; ``request_id`` may be set by the run as answers come in."""
 
-    def __init__(self, event: WorkspaceEvent):
+    def __init__(self, event: WorkspaceEvent, number: int):
         self.event = event
+        self.number = number  # 1 for the first run of this operation on the workspace
         self.request_id = ""
 
 
@@ -75,7 +76,7 @@ def attempt(workspace: Workspace, operation: str, task_id: str):
             from_status=workspace.status,
             message=f"{operation.capitalize()} attempt {number} started.",
         )
-    run = Attempt(event)
+    run = Attempt(event, number)
     logger.info("%s attempt %s started", operation, number, extra={"operation": operation, "attempt": number})
     started = time.monotonic()
     outcome, error, request_id = "succeeded", "", ""

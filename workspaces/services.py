@@ -346,7 +346,7 @@ def workspace_provision(*, workspace_id: str, task_id: str = "") -> None:
 def _provision(workspace: Workspace, driver, run, task_id: str) -> None:
     machine = driver.find(str(workspace.id))
     if machine is None:
-        machine = driver.create(_machine_spec(workspace))
+        machine = driver.create(_machine_spec(workspace, first_attempt=run.number == 1))
     elif machine.state in ("stopped", "failed"):
         machine = driver.start(machine.machine_id)
     run.request_id = machine.request_id or run.request_id
@@ -494,7 +494,7 @@ def workspace_gave_up(*, workspace_id: str, message: str, task_id: str = "") -> 
         workspace_stop_failed(workspace=workspace, message=message, task_id=task_id)
 
 
-def _machine_spec(workspace: Workspace) -> MachineSpec:
+def _machine_spec(workspace: Workspace, *, first_attempt: bool = False) -> MachineSpec:
     workspace_id = str(workspace.id)
     heartbeat_url = f"{settings.WORKSPACE_HEARTBEAT_BASE_URL.rstrip('/')}/workspaces/{workspace_id}/heartbeat"
     return MachineSpec(
@@ -508,6 +508,7 @@ def _machine_spec(workspace: Workspace) -> MachineSpec:
             "WORKSPACE_AGENT_TOKEN": agent_token_for(workspace.id),
             "WORKSPACE_HEARTBEAT_URL": heartbeat_url,
         },
+        first_attempt=first_attempt,
     )
 
 

@@ -226,6 +226,23 @@ def test_a_volume_whose_answer_was_lost_is_adopted_by_the_retry(fake, driver):
     assert machine.volume_id == volume["id"] and len(machines) == 1
 
 
+def test_a_first_attempt_lists_nothing_and_its_retry_still_adopts_what_it_made(fake, driver):
+    """Listing every volume of the app on each create made a burst cost grow with the fleet
+    (docs/benchmarks.md). A first attempt has nothing to adopt; a retry looks, and finds."""
+    workspace_id = str(uuid.uuid4())
+    fake.set_faults(lost_response_rate=1.0, actions=["create_volume"])
+    with pytest.raises(DriverError):
+        driver.create(spec(workspace_id, first_attempt=True))
+    assert fake.requests_for("list_volumes") == [] and fake.requests_for("list_machines") == []
+    [volume] = live(fake)[1]
+
+    fake.reset_faults()
+    machine = driver.create(spec(workspace_id))  # attempt 2
+
+    assert len(fake.requests_for("list_volumes")) == 1
+    assert machine.volume_id == volume["id"] and [v["id"] for v in live(fake)[1]] == [volume["id"]]
+
+
 def test_duplicates_left_by_an_earlier_race_are_reconciled_by_create(fake, driver):
     workspace_id = str(uuid.uuid4())
     first = driver.create(spec(workspace_id))

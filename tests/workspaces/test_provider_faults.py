@@ -182,3 +182,28 @@ def test_redis_restarted_mid_run(worker, api, project, fly, settings):
         time.sleep(1)
     assert all(b["status"] == "running" for b in bodies), bodies
     assert_one_machine_and_volume_per_running_workspace(fly, bodies)
+
+
+def test_a_first_provisioning_skips_the_lookups_and_its_retry_adopts_what_it_made(api, project, fly):
+    """Attempt 1 has nothing to adopt, so the fly driver's create skips its own machine lookup and
+    its list of every volume of the app (one per create, before: a burst's cost grew with the fleet).
+    After a lost answer, attempt 2 finds the machine attempt 1 made."""
+    from workspaces.tasks import provision_workspace
+
+    created = api.post(f"/projects/{project.id}/workspaces", SMALL)  # `db`: no message is sent
+    workspace_id = created.json()["id"]
+    fly.set_faults(lost_response_rate=1.0, actions=["create_machine"])
+    provision_workspace.apply(args=[workspace_id], task_id="provision")  # retries run eagerly here
+
+    body = api.get(f"/workspaces/{workspace_id}").json()
+    assert body["status"] == "running"
+    assert [
+        e["message"] for e in api.get(f"/workspaces/{workspace_id}/events").json()["events"] if e["attempt"]
+    ] == [
+        "Provision attempt 1 failed; it will be retried.",
+        "Provision attempt 2 succeeded.",
+    ]
+    assert len(fly.requests_for("create_machine")) == 1  # attempt 2 adopted what attempt 1 made
+    assert [m["id"] for m in fly.inventory()["machines"]] == [body["machine_id"]]
+    assert fly.requests_for("list_volumes") == []
+    assert len(fly.requests_for("list_machines")) == 2  # each attempt's `find`, and nothing more

@@ -23,6 +23,10 @@ class MachineSpec:
     repo_url: str | None = None
     branch: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # No earlier run of this provisioning exists (attempt 1): nothing of it can be at the provider
+    # yet, so the driver need not look for an earlier attempt's leftovers to adopt. On Fly that look
+    # lists every volume of the app, which a burst of creates would pay for each workspace.
+    first_attempt: bool = False
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,8 @@ class FlyDriver(Driver):
         problems = self.check_hardware(spec.hardware)
         if problems:
             raise DriverError(problems[0].message)
-        machines, request_id = self._machines_of(workspace_id)
+        # A first attempt has no earlier machine or volume to adopt (MachineSpec.first_attempt).
+        machines, request_id = ([], None) if spec.first_attempt else self._machines_of(workspace_id)
         if machines:
             # An earlier attempt's machine (its answer may have been lost): adopt it, and clear away
             # what an earlier race may have left beside it (one machine and one volume per workspace).
@@ -458,7 +459,7 @@ class FlyDriver(Driver):
 
     def _volume_for(self, spec: MachineSpec, workspace_id: str) -> dict[str, Any]:
         """The workspace's unattached volume (made by an earlier attempt), else a new one."""
-        volumes, _ = self._volumes_of(workspace_id)
+        volumes, _ = ([], None) if spec.first_attempt else self._volumes_of(workspace_id)
         free = [v for v in volumes if not v.get("attached_machine_id")]
         if free:
             for extra in free[1:]:  # duplicates of an earlier race: one volume per workspace
