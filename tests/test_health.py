@@ -45,7 +45,13 @@ def test_no_recent_worker_is_a_503_unless_the_worker_is_not_required(worker, ano
     settings.READINESS_REQUIRE_WORKER = False
     response = anonymous.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"]["worker"] == {**body["checks"]["worker"], "required": False}
+    relaxed = response.json()["checks"]["worker"]
+    assert (relaxed["ok"], relaxed["required"], relaxed["error"]) == (
+        False,
+        False,
+        body["checks"]["worker"]["error"],
+    )
+    assert relaxed["hostname"] == body["checks"]["worker"]["hostname"]  # the age goes on counting
 
 
 def test_an_unreachable_broker_is_a_503_naming_it(anonymous, settings):
