@@ -109,6 +109,21 @@ def fake_fly():
 
 
 @pytest.fixture
+def tasks_not_sent(monkeypatch):
+    """Workspace tasks are recorded here instead of sent, for transactional tests about the API
+    alone: a worker still running from an earlier test would otherwise provision their workspaces
+    while their teardown empties the tables, and on PostgreSQL that TRUNCATE can deadlock with it."""
+    from workspaces import tasks
+
+    sent = []
+    for name in ("provision_workspace", "stop_workspace", "destroy_workspace"):
+        monkeypatch.setattr(
+            getattr(tasks, name), "delay", lambda *args, _name=name: sent.append((_name, args))
+        )
+    return sent
+
+
+@pytest.fixture
 def fly(fake_fly, settings):
     """Workspaces made in this test use the fly driver, against a clean fake; whatever the test left
     there is destroyed by the reconciler, and the fake is clean again for the next test."""

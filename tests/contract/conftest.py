@@ -32,4 +32,17 @@ def live(live_stack, transactional_db, fake_fly):
         if not process.alive():
             process.start()
     yield live_stack
+    # Before the test's rows are emptied: the workers finish their current task and stop (a TRUNCATE
+    # beside a provisioning can deadlock on PostgreSQL), and what they left queued is dropped. The
+    # next test starts them again.
+    for worker in live_stack.workers:
+        worker.stop()
+    _purge(live_stack.queue)
     fake_fly.reset()
+
+
+def _purge(queue: str) -> None:
+    from config.celery import app
+
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)

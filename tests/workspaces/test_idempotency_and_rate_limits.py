@@ -114,7 +114,7 @@ def test_start_and_stop_are_idempotent_too(api, project):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_requests_with_one_key_create_one_workspace():
+def test_concurrent_requests_with_one_key_create_one_workspace(tasks_not_sent):
     user = UserFactory()
     project = ProjectFactory(owner=user)
     token = make_token(user)
@@ -136,6 +136,7 @@ def test_concurrent_requests_with_one_key_create_one_workspace():
     assert Workspace.objects.count() == 1
     assert statuses.count(201) >= 1
     assert set(statuses) <= {201, 409}
+    assert [name for name, _ in tasks_not_sent] == ["provision_workspace"]  # queued once
 
 
 # --- rate limits ------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_quota_is_per_creator_not_per_project(api, api_for, project, user):
 
 @pytest.mark.django_db(transaction=True)
 @override_settings(WORKSPACE_QUOTA_DEFAULTS={**SMALL, "max_workspaces": 1})
-def test_two_concurrent_creates_cannot_both_take_the_last_slot(user):
+def test_two_concurrent_creates_cannot_both_take_the_last_slot(user, tasks_not_sent):
     project = ProjectFactory(owner=user)
     token = make_token(user)
     barrier = threading.Barrier(4)
@@ -117,6 +117,7 @@ def test_two_concurrent_creates_cannot_both_take_the_last_slot(user):
         thread.join()
     assert sorted(results) == [201, 403, 403, 403]
     assert Workspace.objects.count() == 1
+    assert [name for name, _ in tasks_not_sent] == ["provision_workspace"]
 
 
 # --- dry run ------------------------------------------------------------------------------------
