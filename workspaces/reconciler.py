@@ -124,15 +124,18 @@ def _why_stalled(
 ) -> str | None:
     """Why this workspace's work seems lost, or None while it may still be under way."""
     attempt = last_attempt(workspace, operation)
-    if attempt is None or attempt.created_at < since:
-        return f"no worker took the {operation} within {_duration(quiet.total_seconds())}"
-    if attempt.duration_ms is None:
+    # An open attempt first, whenever it began: a provisioning run moves its workspace from
+    # `creating` to `starting` itself, so the attempt of a run that died in `starting` is older
+    # than the status. Left open, it would make the run queued again stand down.
+    if attempt is not None and attempt.duration_ms is None:
         presumed_dead = timedelta(seconds=settings.WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS)
         if attempt.created_at < now - presumed_dead:
             # Closed, so that the run queued again does not stand down for it (workspaces/attempts.py).
             attempt_abandon(attempt, now=now)
             return f"attempt {attempt.pk} never finished (its worker died)"
         return None
+    if attempt is None or attempt.created_at < since:
+        return f"no worker took the {operation} within {_duration(quiet.total_seconds())}"
     ended = attempt.created_at + timedelta(milliseconds=attempt.duration_ms)
     if ended < now - quiet:
         return f"no retry followed the attempt that ended at {ended:%H:%M:%S} UTC"

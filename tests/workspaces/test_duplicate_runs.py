@@ -77,6 +77,44 @@ def test_a_run_presumed_dead_is_closed_by_the_reconciler_and_the_work_taken_over
     assert [m["id"] for m in fly.inventory()["machines"]] == [body["machine_id"]]
 
 
+def test_a_run_that_died_after_moving_its_workspace_to_starting_is_closed_and_taken_over(
+    api, workspace, fly, settings, monkeypatch
+):
+    """The dead run's attempt began in `creating` and the run itself moved the workspace to
+    `starting`: its attempt is older than the status. The reconciler closed it only when it was
+    newer, so the run it queued stood down and the workspace stayed `starting` (found by
+    test_many_workers.py in CI)."""
+    settings.WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS = 600
+    settings.WORKSPACE_REQUEUE_AFTER_SECONDS = 60
+    workspace.events.filter(kind="attempt").update(created_at=timezone.now() - timedelta(seconds=700))
+    Workspace.objects.filter(pk=workspace.pk).update(  # within the `starting` ceiling (600 s)
+        status="starting", status_changed_at=timezone.now() - timedelta(seconds=300)
+    )
+    sent = []
+    monkeypatch.setattr("workspaces.tasks.provision_workspace.delay", sent.append)
+
+    reconciler.reconcile()
+
+    assert sent == [str(workspace.id)]
+    assert attempts(workspace) == [("first-delivery", "Provision attempt 1 never finished.")]
+    provision_workspace.apply(args=sent, task_id="requeued")
+    assert api.get(f"/workspaces/{workspace.id}").json()["status"] == "running"
+
+
+def test_an_open_attempt_older_than_its_status_but_alive_is_left_alone(workspace, fly, settings, monkeypatch):
+    """A live run that moved its workspace to `starting` and waits for the machine: not lost work."""
+    settings.WORKSPACE_REQUEUE_AFTER_SECONDS = 60
+    workspace.events.filter(kind="attempt").update(created_at=timezone.now() - timedelta(seconds=90))
+    Workspace.objects.filter(pk=workspace.pk).update(
+        status="starting", status_changed_at=timezone.now() - timedelta(seconds=80)
+    )
+    sent = []
+    monkeypatch.setattr("workspaces.tasks.provision_workspace.delay", sent.append)
+
+    assert reconciler.reconcile().requeued == []
+    assert sent == [] and attempts(workspace) == [("first-delivery", "Provision attempt 1 started.")]
+
+
 def test_a_run_that_loaded_the_workspace_before_another_run_moved_it_on_stands_down(workspace, fly):
     workspace.events.filter(kind="attempt").update(duration_ms=100, message="Provision attempt 1 succeeded.")
     Workspace.objects.filter(pk=workspace.pk).update(status="running")  # the first run finished
