@@ -1,5 +1,7 @@
 """Fixtures shared by every test: users with tokens, an API client, and a real Celery worker."""
 
+import time
+
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -31,6 +33,17 @@ class Api:
         if data is None:
             return self.client.post(path, **self._headers(headers))
         return self.client.post(path, data, format="json", **self._headers(headers))
+
+
+def wait_for(api: Api, workspace_id, statuses=("running", "error"), timeout: float = 90) -> dict:
+    """Poll a workspace as a client does until its status is one of ``statuses`` (or ``timeout``
+    seconds pass); the last body it answered. Tests then assert on that body."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = api.get(f"/workspaces/{workspace_id}").json()
+        if body["status"] in statuses or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
 
 
 @pytest.fixture

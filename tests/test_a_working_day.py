@@ -4,22 +4,11 @@ Create a project, change the defaults, create two workspaces, list them, stop on
 watch its events, delete it, revoke a token — every step as a curl or SDK user would make it.
 """
 
-import time
-
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, wait_for
 
 pytestmark = pytest.mark.worker
-
-
-def wait_for(api, workspace_id, statuses, timeout=90):
-    deadline = time.monotonic() + timeout
-    while True:
-        body = api.get(f"/workspaces/{workspace_id}").json()
-        if body["status"] in statuses or time.monotonic() > deadline:
-            return body
-        time.sleep(0.1)
 
 
 def test_a_working_day(worker, api, user):

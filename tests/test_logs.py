@@ -13,7 +13,7 @@ from django.urls import path
 from django.utils import timezone
 
 from config.logs import formatter, scrub
-from tests.conftest import Api, database_url_for_processes
+from tests.conftest import Api, database_url_for_processes, wait_for
 from tests.factories import UserFactory, make_token
 from tests.live import WorkerProcess
 from workspaces import reconciler
@@ -125,16 +125,6 @@ def worker_lines(process) -> list[dict]:
     return lines
 
 
-def wait_until_running(api, workspace_id, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = api.get(f"/workspaces/{workspace_id}").json()
-        if body["status"] in ("running", "error"):
-            return body
-        time.sleep(0.1)
-    return body
-
-
 @pytest.mark.worker
 def test_a_request_and_its_task_share_the_request_id_and_no_secret_is_ever_logged(
     debug_worker, fake_fly, captured, client, settings
@@ -161,7 +151,7 @@ def test_a_request_and_its_task_share_the_request_id_and_no_secret_is_ever_logge
     )
     assert response.status_code == 201, response.content
     workspace_id = response.json()["id"]
-    assert wait_until_running(api, workspace_id)["status"] == "running"
+    assert wait_for(api, workspace_id)["status"] == "running"
     agent_token = agent_token_for(workspace_id)
     assert Api(agent_token).post(f"/workspaces/{workspace_id}/heartbeat", {}).status_code == 204
 

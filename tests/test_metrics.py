@@ -8,6 +8,7 @@ from django.urls import resolve
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import wait_for
 from workspaces import reconciler
 from workspaces.models import Workspace, WorkspaceEvent
 
@@ -40,15 +41,6 @@ def scrape(settings, anonymous):
         return Scrape(response.content.decode())
 
     return scrape
-
-
-def wait_for(api, workspace_id, statuses, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        body = api.get(f"/workspaces/{workspace_id}").json()
-        if body["status"] in statuses or time.monotonic() > deadline:
-            return body
-        time.sleep(0.1)
 
 
 def test_off_unless_a_token_is_set_and_then_only_with_it(anonymous, settings):

@@ -9,11 +9,10 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from tests.conftest import wait_for
 from tests.factories import ProjectFactory
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.services import workspace_provision
-
-TERMINAL = {"running", "error"}
 
 
 def git(*args, cwd):
@@ -37,15 +36,6 @@ def repository(tmp_path):
     git("commit", "-q", "-m", "feature", cwd=repo)
     git("checkout", "-q", "main", cwd=repo)
     return repo
-
-
-def wait_for(api, workspace_id, statuses=TERMINAL, timeout=90):
-    deadline = time.monotonic() + timeout
-    while True:
-        body = api.get(f"/workspaces/{workspace_id}").json()
-        if body["status"] in statuses or time.monotonic() > deadline:
-            return body
-        time.sleep(0.1)
 
 
 def health(private_ip):
