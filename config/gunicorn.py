@@ -4,6 +4,9 @@ Every value can be changed from the environment: ``PORT`` (8000), ``WEB_CONCURRE
 processes: 2 x cores + 1, at most 8 by default, since each holds its own database connection),
 ``GUNICORN_THREADS`` (1), ``GUNICORN_TIMEOUT`` (30 s), ``GUNICORN_MAX_REQUESTS`` (1000).
 
+Requests gunicorn refuses before Django sees them (too long, malformed) are answered in the API's
+error format, not gunicorn's HTML page (config/gunicorn_errors.py).
+
 No access log: ``config.middleware.RequestIdMiddleware`` writes one structured line per request
 (with its request id), in the same format as every other line. Gunicorn's own lines go to stderr.
 
@@ -18,7 +21,11 @@ import os
 import tempfile
 from pathlib import Path
 
+from config import gunicorn_errors
 from config.logs import logging_config
+
+# Requests gunicorn refuses itself (414, 431, a malformed request line) answer in our error format.
+gunicorn_errors.install()
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Set here, in the arbiter, before any worker imports prometheus_client: the workers inherit it.
@@ -33,6 +40,11 @@ keepalive = 5  # longer than nothing, shorter than a load balancer's idle timeou
 # Recycle workers now and then (with jitter, so they do not all restart at once) against slow leaks.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
 max_requests_jitter = max_requests // 10
+# Gunicorn's defaults, said here because they are part of the API: a longer request line is a 414
+# (`uri_too_long`), a longer header or more headers a 431 (`headers_too_large`).
+limit_request_line = 4094
+limit_request_field_size = 8190
+limit_request_fields = 100
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

@@ -97,11 +97,12 @@ def check_worker() -> dict:
         return {"ok": False, "required": required, "error": _error(exc)}
     if beat is None:
         return {"ok": False, "required": required, "error": "no worker has answered"}
-    age = round(max(0.0, time.time() - beat["at"]), 1)
+    age = max(0.0, time.time() - beat["at"])
     result = {
+        # The exact age: a beat 0.04 s old is older than a limit of 0 s, whatever it rounds to.
         "ok": age <= max_age,
         "required": required,
-        "last_seen_seconds_ago": age,
+        "last_seen_seconds_ago": round(age, 1),
         "hostname": beat["hostname"],
     }
     if not result["ok"]:

@@ -23,6 +23,8 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
+from config import gunicorn_errors
+
 
 class QuotaDetailSerializer(serializers.Serializer):
     limit = serializers.CharField(
@@ -66,6 +68,8 @@ _DESCRIPTIONS = {
     415: "The body is not `application/json`.",
     422: "The Idempotency-Key was already used with a different request (`idempotency_key_reused`).",
     429: "Too many requests (`rate_limited`); retry after the `Retry-After` header's seconds.",
+    414: "The request line (method, path and query) is over 4094 bytes (`uri_too_long`).",
+    431: "A header is over 8190 bytes, or there are more than 100 headers (`headers_too_large`).",
 }
 
 
@@ -129,13 +133,17 @@ _EXAMPLES = {
         "code": "idempotency_key_reused",
     },
     429: {"error": "Request was throttled. Expected available in 12 seconds.", "code": "rate_limited"},
+    414: gunicorn_errors.error_body(414, ""),
+    431: gunicorn_errors.error_body(431, ""),
 }
 
 
 def error_responses(*statuses: int, bad_request: dict = BAD_BODY) -> dict[int, OpenApiResponse]:
     """The error responses of an operation, in our error shape, each with an example (``bad_request``
     for the 400). Every authenticated operation is rate limited, so one that can answer 401 can
-    answer 429 too."""
+    answer 429 too. Any request can be refused for its size before it reaches the API
+    (config/gunicorn_errors.py): 414 and 431 are on every operation."""
+    statuses = (*statuses, 414, 431)
     if 401 in statuses:
         statuses = (*statuses, 429)
     examples = {**_EXAMPLES, 400: bad_request}

@@ -147,7 +147,8 @@ class WorkerProcess(_Process):
 
 
 class WebProcess(_Process):
-    """``gunicorn config.wsgi`` on a loopback port, with ``workers`` processes."""
+    """``gunicorn -c config/gunicorn.py config.wsgi`` (as deployed) on a loopback port, with
+    ``workers`` processes."""
 
     name = "web"
 
@@ -159,7 +160,7 @@ class WebProcess(_Process):
 
     def command(self) -> list[str]:
         return [
-            *(sys.executable, "-m", "gunicorn", "config.wsgi:application"),
+            *(sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi:application"),
             *("--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)),
             *("--timeout", "60", "--graceful-timeout", "5", "--error-logfile", "-"),
         ]
