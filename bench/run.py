@@ -112,6 +112,9 @@ def stack_environment(args: argparse.Namespace, fly_port: int) -> dict[str, str]
         "VAR_DIR": str(Path(args.var_dir) / "bench"),
         "READINESS_REQUIRE_WORKER": "false",
         "LOG_FORMAT": "json",  # as in production: one JSON line per request
+        # config/gunicorn.py recycles a web worker every ~1,000 requests; not during a measurement
+        # (a new worker's start-up would land in the latencies, and its CPU count restart).
+        "GUNICORN_MAX_REQUESTS": "0",
         "API_RATE_LIMITS": json.dumps({"user": f"{HUGE}/minute", "workspace_create": f"{HUGE}/minute"}),
         "WORKSPACE_QUOTA_DEFAULTS": json.dumps(
             {"max_workspaces": HUGE, "max_vcpus": HUGE, "max_memory_mb": HUGE, "max_volume_gb": HUGE}
@@ -692,7 +695,7 @@ class Bench:
 
         self.results["machine"] = machine_description(args.database_url, args.redis_url)
         self.results["config"] = {
-            "web": f"gunicorn config.wsgi, {args.web_workers} sync workers",
+            "web": f"gunicorn -c config/gunicorn.py config.wsgi, {args.web_workers} sync workers",
             "celery": f"1 worker, prefork pool of {args.celery_concurrency}, queue {args.queue!r}",
             "driver": f"fly against tests/fakes/fly.py: latency {args.fly_latency_ms} ms, state delays 0, "
             "Fly's per-action rate limits off",
