@@ -269,7 +269,15 @@ def test_the_heartbeat_is_documented_with_its_own_security_scheme(client):
     assert operation["operationId"] == "workspaces_heartbeat"
     assert operation["tags"] == ["Agent"]
     assert operation["security"] == [{"AgentToken": []}]
-    assert set(operation["responses"]) == {"204", "400", "401", "404", "415"}  # not rate limited: no 429
+    assert set(operation["responses"]) == {
+        "204",
+        "400",
+        "401",
+        "404",
+        "414",
+        "415",
+        "431",
+    }  # no 429: not rate limited
     for status in ("400", "401", "404"):
         assert operation["responses"][status]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ApiError"
