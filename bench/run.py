@@ -644,7 +644,7 @@ class Bench:
             def list_volumes(self):
                 return self.volumes
 
-            def destroy(self, workspace_id):
+            def destroy(self, workspace_id, *, keep_machine_id=None):
                 self.destroyed.append(workspace_id)
                 self.machines = [m for m in self.machines if m.workspace_id != workspace_id]
                 self.volumes = [v for v in self.volumes if v[1] != workspace_id]

@@ -500,7 +500,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
                 )
                 return back
             try:
-                driver.destroy(workspace_id)
+                driver.destroy(workspace_id, keep_machine_id=orphan.get("keep_machine_id"))
             except DriverError as exc:
                 self.message_user(request, f"Destroying {workspace_id} failed: {exc.message}", messages.ERROR)
                 return back

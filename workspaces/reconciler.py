@@ -14,7 +14,9 @@ what should be true, and this pass makes it so:
    died). Queuing twice is harmless: every task resumes from the row.
 3. **Inventory.** What the provider holds is compared with our rows: a machine for a deleted or
    unknown workspace, or for one that failed before it ever ran, is an orphan and is destroyed; a
-   ``running`` or ``stopped`` workspace whose machine is gone (or died) goes to ``error``, saying so.
+   ``running`` or ``stopped`` workspace whose machine is gone (or died) goes to ``error``, saying so;
+   a second machine (or volume) held for a ``running`` or ``stopped`` workspace is destroyed, its
+   own machine and volume kept.
 
 Every decision is an event on the workspace's timeline (actor: system), and a log line.
 """
@@ -187,6 +189,7 @@ def inventory(driver) -> tuple[list[dict], list[dict]]:
     # and loading every row as a model was nearly all of a pass's time (docs/benchmarks.md).
     owners: set[str] = set()
     whys: dict[str, str] = {}
+    duplicates: dict[str, tuple[str, list]] = {}  # workspace id -> (its machine, what else is held)
     live = (
         Workspace.live.order_by()
         .annotate(ran=ExpressionWrapper(Q(provisioned_at__isnull=False), output_field=BooleanField()))
@@ -198,6 +201,9 @@ def inventory(driver) -> tuple[list[dict], list[dict]]:
             owners.add(workspace_id)
         if driver_name != driver.name or status not in (S.RUNNING, S.STOPPED) or machine_id is None:
             continue
+        extras = _duplicates(held.get(workspace_id, []), machine_id)
+        if extras:
+            duplicates[workspace_id] = (machine_id, extras)
         seen = states.get(workspace_id, [])
         if not seen:
             whys[workspace_id] = f"Machine {machine_id} vanished at the provider."
@@ -210,7 +216,9 @@ def inventory(driver) -> tuple[list[dict], list[dict]]:
     suspects = sorted(wid for wid in held if wid not in owners and is_uuid(wid))
     rows = {
         str(w.pk): w
-        for w in Workspace.objects.filter(pk__in=[*suspects, *whys]).select_related("project", "created_by")
+        for w in Workspace.objects.filter(pk__in=[*suspects, *whys, *duplicates]).select_related(
+            "project", "created_by"
+        )
     }
     orphans = []
     for workspace_id in suspects:
@@ -225,9 +233,35 @@ def inventory(driver) -> tuple[list[dict], list[dict]]:
                     "reason": reason,
                 }
             )
+    for workspace_id, (machine_id, extras) in sorted(duplicates.items()):
+        if workspace_id in rows:
+            orphans.append(
+                {
+                    "workspace_id": workspace_id,
+                    "workspace": rows[workspace_id],
+                    "resources": [_resource(r) for r in extras],
+                    "reason": f"a duplicate: the workspace runs on machine {machine_id}, which is kept",
+                    "keep_machine_id": machine_id,
+                }
+            )
     drift = [{"workspace": rows[pk], "why": why} for pk, why in whys.items() if pk in rows]
     drift.sort(key=lambda item: (item["workspace"].created_at, str(item["workspace"].pk)))
     return orphans, drift
+
+
+def _duplicates(held: list, machine_id: str) -> list:
+    """What the provider holds for a ``running`` or ``stopped`` workspace besides its own machine
+    (``machine_id``) and the volume that machine mounts: a duplicated provisioning's leftovers, which
+    adoption (API.md, "Provisioning") should have made impossible but a provider can still end up
+    with (an answer lost after the provider acted, a hand-made machine). Nothing, if the workspace's
+    own machine is not among them (that is drift), or if its volume is unknown (volumes are then left
+    alone: the data might be the workspace's)."""
+    kept = next((h for h in held if not isinstance(h, tuple) and h.machine_id == machine_id), None)
+    if kept is None:
+        return []
+    machines = [h for h in held if not isinstance(h, tuple) and h.machine_id != machine_id]
+    volumes = [h for h in held if isinstance(h, tuple) and kept.volume_id and h[0] != kept.volume_id]
+    return [*machines, *volumes]
 
 
 def _resource(held) -> str:
@@ -242,7 +276,7 @@ def _destroy_orphan(driver, orphan: dict) -> bool:
     workspace_id, workspace, reason = orphan["workspace_id"], orphan["workspace"], orphan["reason"]
     what = ", ".join(orphan["resources"])
     try:
-        driver.destroy(workspace_id)
+        driver.destroy(workspace_id, keep_machine_id=orphan.get("keep_machine_id"))
     except DriverError as exc:
         logger.warning("reconciler: could not destroy %s of %s: %s", what, workspace_id, exc.message)
         return False

@@ -88,8 +88,12 @@ class Driver(ABC):
         """Stop a machine; its volume survives."""
 
     @abstractmethod
-    def destroy(self, workspace_id: str) -> None:
-        """Destroy the workspace's machine and volume. Destroying what is already gone is not an error."""
+    def destroy(self, workspace_id: str, *, keep_machine_id: str | None = None) -> None:
+        """Destroy the workspace's machine and volume. Destroying what is already gone is not an error.
+
+        With ``keep_machine_id``: destroy every *other* machine of the workspace and every volume
+        but the one that machine mounts, the leftovers of a duplicated provisioning, keeping the
+        workspace's own machine and its data."""
 
     @abstractmethod
     def list_machines(self) -> list[Machine]:

@@ -389,7 +389,7 @@ class FlyDriver(Driver):
             )
         return self._machine({**machine, "state": "stopped"}, request_id)
 
-    def destroy(self, workspace_id: str) -> None:
+    def destroy(self, workspace_id: str, *, keep_machine_id: str | None = None) -> None:
         workspace_id = self._check_id(workspace_id)
         answer = self._call(
             "GET",
@@ -402,6 +402,18 @@ class FlyDriver(Driver):
             for m in _machines(answer.data)
             if _metadata(m).get("managed_by") == MANAGED_BY and m.get("state") != "destroyed"
         ]
+        kept_volume = None
+        if keep_machine_id is not None:
+            kept = [m for m in machines if m.get("id") == keep_machine_id]
+            if not kept:
+                raise DriverError(f"Machine {keep_machine_id} is not at the provider; nothing was destroyed.")
+            kept_volume = self._machine(kept[0], None).volume_id
+            if kept_volume is None:
+                raise DriverError(
+                    f"Machine {keep_machine_id} mounts no volume, so the volume to keep is unknown; "
+                    "nothing was destroyed."
+                )
+            machines = [m for m in machines if m.get("id") != keep_machine_id]
         for machine in machines:
             if machine.get("state") != "destroying":
                 self._call(
@@ -419,6 +431,8 @@ class FlyDriver(Driver):
                     transient=True,
                 )
         for volume in self._volumes_of(workspace_id)[0]:
+            if volume["id"] == kept_volume:
+                continue
             self._call(
                 "DELETE",
                 f"/volumes/{_q(volume['id'])}",

@@ -228,8 +228,13 @@ class LocalDriver(Driver):
             self._kill(record)
             return self._machine(self._update(workspace_id, state="stopped", pid=None))
 
-    def destroy(self, workspace_id: str) -> None:
+    def destroy(self, workspace_id: str, *, keep_machine_id: str | None = None) -> None:
         workspace_id = self._check_id(workspace_id)
+        if keep_machine_id is not None:
+            # One record per workspace, made under its lock: a second machine cannot exist here.
+            record = self._read(workspace_id)
+            if record is None or record["machine_id"] == keep_machine_id:
+                return
         with self._workspace_lock(workspace_id, remove=True):
             self._remove(workspace_id)
 
