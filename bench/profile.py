@@ -25,6 +25,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rows", type=int, default=10000)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--plain", action="store_true", help="no profiler: just time and CPU per request")
+    parser.add_argument("--callers", help="also print who calls the functions matching this regex")
     parser.add_argument(
         "--wall", action="store_true", help="profile wall time (default: this process's CPU time)"
     )
@@ -128,6 +129,8 @@ def main(argv: list[str]) -> int:
         if not own.plain:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(own.top)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+            if own.callers:
+                pstats.Stats(profiler).sort_stats("cumulative").print_callers(own.callers)
     finally:
         from django.db import connections
 

@@ -18,6 +18,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 # The embedded broker (filesystem://) with atomic message writes: see config/filesystem_broker.py.
 TRANSPORT_ALIASES["filesystem"] = "config.filesystem_broker:Transport"
+# Redis (redis://) without a new client per published message: see config/redis_broker.py.
+TRANSPORT_ALIASES["redis"] = "config.redis_broker:Transport"
 
 app = Celery("config")
 # Every CELERY_* Django setting configures Celery (CELERY_BROKER_URL -> broker_url, ...).
