@@ -11,7 +11,7 @@ with the body every other error of the API has::
     HTTP/1.1 414 URI Too Long
     Content-Type: application/json
 
-    {"error": "The request line is longer than this server accepts (4094 bytes): shorten the query.",
+    {"error": "The request line is longer than this server accepts: shorten the query.",
      "code": "uri_too_long"}
 
 Gunicorn keeps deciding the status and logging the refusal; only the body changes.
