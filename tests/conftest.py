@@ -151,6 +151,19 @@ def fly(fake_fly, settings):
 
 
 @pytest.fixture
+def redis_url():
+    """A Redis database of the tests' own (13), for tests of our Redis adapters; skipped without Redis."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/13"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("needs Redis on 127.0.0.1:6379 (.ci/run starts it for both passes)")
+    return url
+
+
+@pytest.fixture
 def worker(celery_worker_process, transactional_db, local_machines):
     """A running worker, for a test whose rows it must see (so: committed, transactional_db)."""
     if not celery_worker_process.alive():

@@ -3,6 +3,7 @@ import factory
 from accounts.models import User
 from accounts.services import api_token_create, user_create
 from projects.models import Membership, Project, Role
+from workspaces.models import Workspace
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -33,6 +34,22 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     user = factory.SubFactory(UserFactory)
     role = Role.MEMBER
+
+
+class WorkspaceFactory(factory.django.DjangoModelFactory):
+    """A workspace row in whatever state a test needs (``status=...``), made directly: no task is
+    queued and no machine exists unless the test makes one. Small hardware on the local driver."""
+
+    class Meta:
+        model = Workspace
+
+    project = factory.SubFactory(ProjectFactory)
+    created_by = factory.SelfAttribute("project.owner")
+    cpu_kind = "shared"
+    cpus = 1
+    memory_mb = 512
+    volume_size_gb = 1
+    driver = "local"
 
 
 def make_token(user, **kwargs) -> str:

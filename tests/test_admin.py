@@ -7,7 +7,7 @@ import pytest
 from accounts.models import ApiToken
 from accounts.services import user_create
 from tests.conftest import Api
-from tests.factories import ProjectFactory, UserFactory
+from tests.factories import ProjectFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = pytest.mark.django_db
@@ -23,9 +23,7 @@ def operator(client):
 
 
 def make_workspace(**fields):
-    project = fields.pop("project", None) or ProjectFactory()
-    values = {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048, "volume_size_gb": 10, "driver": "local"}
-    return Workspace.objects.create(project=project, created_by=project.owner, **{**values, **fields})
+    return WorkspaceFactory(**{"cpus": 2, "memory_mb": 2048, "volume_size_gb": 10, **fields})
 
 
 def test_the_admin_is_for_staff_only(client, user):

@@ -14,12 +14,11 @@ from django.utils import timezone
 
 from config.logs import formatter, scrub
 from tests.conftest import Api, database_url_for_processes, wait_for
-from tests.factories import UserFactory, make_token
+from tests.factories import UserFactory, WorkspaceFactory, make_token
 from tests.live import WorkerProcess
 from workspaces import reconciler
 from workspaces.agent_tokens import agent_token_for
 from workspaces.drivers import get_driver
-from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -198,15 +197,11 @@ def test_the_reconcilers_lines_about_a_workspace_carry_its_id(captured, project,
     settings.WORKSPACE_DRIVER = "fly"
     settings.WORKSPACE_STATE_CEILINGS_SECONDS = {"creating": 60}
     fake_fly.reset()
-    stuck = Workspace.objects.create(
+    stuck = WorkspaceFactory(
         project=project,
-        created_by=project.owner,
         status="creating",
         status_changed_at=timezone.now() - timedelta(hours=1),
-        cpu_kind="shared",
-        cpus=1,
         memory_mb=256,
-        volume_size_gb=1,
         driver="fly",
     )
     assert reconciler.reconcile().timed_out == [str(stuck.id)]

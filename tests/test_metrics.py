@@ -9,8 +9,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import wait_for
+from tests.factories import WorkspaceFactory
 from workspaces import reconciler
-from workspaces.models import Workspace, WorkspaceEvent
+from workspaces.models import WorkspaceEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -138,15 +139,11 @@ def test_retries_and_failures_are_counted_from_the_attempts(worker, fly, api, pr
 
 def test_reconciler_actions_are_counted(project, scrape, settings, local_machines):
     before = scrape()
-    stuck = Workspace.objects.create(
+    stuck = WorkspaceFactory(
         project=project,
-        created_by=project.owner,
         status="creating",
         status_changed_at=timezone.now() - timedelta(hours=1),
-        cpu_kind="shared",
-        cpus=1,
         memory_mb=256,
-        volume_size_gb=1,
         driver="local",
     )
     settings.WORKSPACE_STATE_CEILINGS_SECONDS = {"creating": 60}

@@ -8,16 +8,10 @@ from kombu import Connection, Exchange, Queue
 import config.celery  # noqa: F401 (installs the transport under kombu's "redis" alias)
 from config.redis_broker import Transport
 
-URL = "redis://127.0.0.1:6379/13"
-
 
 @pytest.fixture
-def connection():
-    try:
-        redis.Redis.from_url(URL, socket_connect_timeout=1).ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("needs Redis on 127.0.0.1:6379 (.ci/run starts it for both passes)")
-    with Connection(URL) as connection:
+def connection(redis_url):
+    with Connection(redis_url) as connection:
         yield connection
 
 

@@ -8,7 +8,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests.conftest import Api
-from tests.factories import make_token
+from tests.factories import WorkspaceFactory, make_token
 from workspaces.agent_tokens import agent_token_for, agent_token_matches, agent_token_workspace_id
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.services import _machine_spec
@@ -19,11 +19,7 @@ LONG_AGO = timezone.now() - timedelta(days=1)
 
 
 def make_workspace(project, status=S.RUNNING, **fields):
-    values = {"cpu_kind": "shared", "cpus": 1, "memory_mb": 512, "volume_size_gb": 1, "driver": "local"}
-    values["last_activity_at"] = LONG_AGO
-    workspace = Workspace.objects.create(
-        project=project, created_by=project.owner, status=status, **{**values, **fields}
-    )
+    workspace = WorkspaceFactory(project=project, status=status, **{"last_activity_at": LONG_AGO, **fields})
     # updated_at is auto_now: put it back in the past so that a test can see it did not move.
     Workspace.objects.filter(pk=workspace.pk).update(updated_at=LONG_AGO)
     workspace.refresh_from_db()

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from config.celery import app
 from tests.conftest import Api
+from tests.factories import WorkspaceFactory
 from workspaces import idle
 from workspaces.agent_tokens import agent_token_for
 from workspaces.idle import idle_reason, workspaces_stop_idle
@@ -47,14 +48,12 @@ def clock(monkeypatch, settings):
 @pytest.fixture
 def make_workspace(project, clock):
     def make(status=S.RUNNING, *, idle_for=timedelta(hours=1), running_for=timedelta(hours=1), **fields):
-        values = {"cpu_kind": "shared", "cpus": 1, "memory_mb": 512, "volume_size_gb": 1, "driver": "local"}
-        return Workspace.objects.create(
+        return WorkspaceFactory(
             project=project,
-            created_by=project.owner,
             status=status,
             last_activity_at=clock.now - idle_for,
             status_changed_at=clock.now - running_for,
-            **{**values, **fields},
+            **fields,
         )
 
     return make

@@ -3,7 +3,7 @@
 import pytest
 
 from projects.models import Role
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
 
 pytestmark = pytest.mark.django_db
@@ -12,10 +12,7 @@ ALL_STATES = list(S)
 
 
 def make_workspace(project, status=S.RUNNING, **fields):
-    values = {"cpu_kind": "shared", "cpus": 1, "memory_mb": 512, "volume_size_gb": 1, "driver": "local"}
-    return Workspace.objects.create(
-        project=project, created_by=project.owner, status=status, **{**values, **fields}
-    )
+    return WorkspaceFactory(project=project, status=status, **fields)
 
 
 # --- the matrix: operation × state --------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from tests.factories import ProjectFactory
+from tests.factories import ProjectFactory, WorkspaceFactory
 from workspaces import reconciler
 from workspaces.drivers import MachineSpec
 from workspaces.hardware import Hardware
@@ -24,13 +24,11 @@ HOUR = timedelta(hours=1)
 @pytest.fixture
 def make_workspace(user, local_machines):
     def make(status=S.CREATING, *, age=timedelta(0), **fields):
-        values = {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256, "volume_size_gb": 1, "driver": "local"}
-        return Workspace.objects.create(
+        return WorkspaceFactory(
             project=ProjectFactory(owner=user),
-            created_by=user,
             status=status,
             status_changed_at=timezone.now() - age,
-            **{**values, **fields},
+            **{"memory_mb": 256, **fields},
         )
 
     return make
