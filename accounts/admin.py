@@ -4,6 +4,7 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from accounts.models import ApiToken, User, UserQuota, UserSettings
 from accounts.services import api_token_create, api_token_revoke
+from config.admin import PermittedActionsMixin
 
 
 class UserSettingsInline(admin.StackedInline):
@@ -56,7 +57,7 @@ class EmailUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(PermittedActionsMixin, DjangoUserAdmin):
     form = EmailUserChangeForm
     add_form = EmailUserCreationForm
     ordering = ["email"]
@@ -76,7 +77,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(PermittedActionsMixin, admin.ModelAdmin):
     """Tokens: recognisable by prefix, revocable, and never readable after creation (only a digest
     is stored; the secret is shown once, in the message after saving a new token)."""
 
@@ -113,7 +114,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             f"The new token is {new.secret} — copy it now: it is stored only as a digest and cannot be shown again.",
         )
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):
         tokens = list(queryset.select_related("user"))
         for token in tokens:
