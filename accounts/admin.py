@@ -1,6 +1,7 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.template.response import TemplateResponse
 
 from accounts.models import ApiToken, User, UserQuota, UserSettings
 from accounts.services import api_token_create, api_token_revoke
@@ -79,7 +80,8 @@ class UserAdmin(PermittedActionsMixin, DjangoUserAdmin):
 @admin.register(ApiToken)
 class ApiTokenAdmin(PermittedActionsMixin, admin.ModelAdmin):
     """Tokens: recognisable by prefix, revocable, and never readable after creation (only a digest
-    is stored; the secret is shown once, in the message after saving a new token)."""
+    is stored). The secret is shown once, in the answer to the POST that made it: never in a message,
+    which would carry it through the (signed, not encrypted) messages cookie or the session."""
 
     list_display = ["prefix", "user", "name", "created_at", "last_used_at", "expires_at", "revoked_at"]
     list_filter = ["revoked_at", "expires_at"]
@@ -109,10 +111,20 @@ class ApiTokenAdmin(PermittedActionsMixin, admin.ModelAdmin):
             new.token.created_at,
         )
         obj._state.adding = False
-        messages.warning(
-            request,
-            f"The new token is {new.secret} — copy it now: it is stored only as a digest and cannot be shown again.",
-        )
+        obj.new_secret = new.secret  # for response_add, on this request's object only
+
+    def response_add(self, request, obj, post_url_continue=None):
+        secret = getattr(obj, "new_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New API token",
+            "opts": self.opts,
+            "token": obj,
+            "secret": secret,
+        }
+        return TemplateResponse(request, "admin/accounts/apitoken/created.html", context)
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):

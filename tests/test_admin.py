@@ -105,15 +105,34 @@ def test_a_token_made_in_the_admin_is_shown_once_and_works(operator, user):
     response = operator.post(
         "/admin/accounts/apitoken/add/",
         {"user": str(user.pk), "name": "from admin", "expires_at_0": "", "expires_at_1": ""},
-        follow=True,
     )
+    # The answer to the POST itself shows it: no redirect that would have to carry it somewhere.
+    assert response.status_code == 200
     page = response.content.decode()
-    secret = re.search(r"wsk_[A-Za-z0-9]{12}_[A-Za-z0-9]{40}", page).group(0)
+    [secret] = re.findall(r"wsk_[A-Za-z0-9]{12}_[A-Za-z0-9]{40}", page)
     assert Api(secret).post("/projects", {"name": "p"}).status_code == 201
     token = ApiToken.objects.get(name="from admin")
     later = operator.get(f"/admin/accounts/apitoken/{token.pk}/change/").content.decode()
     assert secret not in later
     assert token.prefix in later
+
+
+def test_a_token_made_in_the_admin_never_travels_in_a_cookie_or_the_session(operator, user):
+    """Messages live in a signed, unencrypted cookie (or the session): the secret must not be one."""
+    from django.contrib.sessions.models import Session
+
+    response = operator.post(
+        "/admin/accounts/apitoken/add/",
+        {"user": str(user.pk), "name": "from admin", "expires_at_0": "", "expires_at_1": ""},
+    )
+    secret = re.search(r"wsk_[A-Za-z0-9]{12}_[A-Za-z0-9]{40}", response.content.decode()).group(0)
+    key_part = secret.split("_")[2]  # the part after the public prefix
+    for name, morsel in response.cookies.items():
+        assert key_part not in morsel.value, name
+    for session in Session.objects.all():
+        assert key_part not in str(session.get_decoded())
+    # Nothing waits to be shown on the next page either.
+    assert secret not in operator.get("/admin/accounts/apitoken/").content.decode()
 
 
 def test_revoking_a_token_in_the_admin(operator, user):
