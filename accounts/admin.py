@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
 from django.template.response import TemplateResponse
 
 from accounts.models import ApiToken, User, UserQuota, UserSettings
@@ -57,8 +59,33 @@ class EmailUserChangeForm(UserChangeForm):
         fields = "__all__"
 
 
+PRIVILEGE_FIELDS = ["is_staff", "is_superuser", "groups", "user_permissions"]
+
+
+class OperatorsOnlyForSuperusers:
+    """Who operates, and with which permissions, is decided by superusers: "change user" or "change
+    group" alone must not let a staff user grant themselves (or anyone) more, nor take over a
+    superuser's account by setting its password."""
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += [f for f in PRIVILEGE_FIELDS if f not in readonly]
+        return readonly
+
+
 @admin.register(User)
-class UserAdmin(PermittedActionsMixin, DjangoUserAdmin):
+class UserAdmin(PermittedActionsMixin, OperatorsOnlyForSuperusers, DjangoUserAdmin):
     form = EmailUserChangeForm
     add_form = EmailUserCreationForm
     ordering = ["email"]
@@ -75,6 +102,23 @@ class UserAdmin(PermittedActionsMixin, DjangoUserAdmin):
         (None, {"classes": ["wide"], "fields": ["email", "usable_password", "password1", "password2"]})
     ]
     inlines = [UserSettingsInline, UserQuotaInline, ApiTokenInline]
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(PermittedActionsMixin, DjangoGroupAdmin):
+    """Groups carry permissions: only superusers make or change them (see OperatorsOnlyForSuperusers)."""
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 @admin.register(ApiToken)

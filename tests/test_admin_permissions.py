@@ -235,3 +235,61 @@ def test_a_forged_selection_is_a_400(url, selected):
     action = {CHANGELIST: "start", "/admin/accounts/apitoken/": "revoke"}.get(url, "delete_selected")
     response = client.post(url, {"action": action, "_selected_action": [selected]})
     assert response.status_code == 400
+
+
+# --- who may grant what ------------------------------------------------------------------------------------
+
+
+def form_fields(page: str) -> dict:
+    """The named inputs of an admin change form with their values, as a browser would post them."""
+    from html.parser import HTMLParser
+
+    fields = {}
+
+    class Inputs(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "input" and attrs.get("name") and attrs.get("type") not in ("submit", "checkbox"):
+                fields[attrs["name"]] = attrs.get("value") or ""
+            if tag == "input" and attrs.get("type") == "checkbox" and "checked" in attrs:
+                fields[attrs["name"]] = "on"
+
+    Inputs().feed(page)
+    return fields
+
+
+def test_change_user_does_not_let_an_operator_grant_privileges_or_take_over_a_superuser():
+    client, operator = staff_with("accounts.view_user", "accounts.change_user")
+    root = user_create(email="root@example.com", password="x", is_staff=True, is_superuser=True)
+
+    page = client.get(f"/admin/accounts/user/{operator.pk}/change/").content.decode()
+    assert 'name="email"' in page
+    for field in ("is_superuser", "is_staff", "user_permissions", "groups"):
+        assert f'name="{field}"' not in page, field
+    # Posting the fields anyway (a forged form) changes nothing.
+    data = form_fields(page)
+    data.update({"is_superuser": "on", "is_staff": "on", "display_name": "still me"})
+    response = client.post(f"/admin/accounts/user/{operator.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    operator.refresh_from_db()
+    assert operator.display_name == "still me" and not operator.is_superuser
+    # A superuser's account (and its password) is out of reach.
+    assert client.get(f"/admin/accounts/user/{root.pk}/password/").status_code == 403
+    response = client.post(
+        f"/admin/accounts/user/{root.pk}/password/",
+        {"password1": "n3w-pass-word!", "password2": "n3w-pass-word!", "usable_password": "true"},
+    )
+    assert response.status_code == 403
+    root.refresh_from_db()
+    assert root.check_password("x")
+    # Groups carry permissions: only superusers make or edit them.
+    assert client.get("/admin/auth/group/add/").status_code == 403
+
+
+def test_a_superuser_still_grants_privileges(client):
+    root = user_create(email="root@example.com", password="x", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    someone = UserFactory()
+    page = client.get(f"/admin/accounts/user/{someone.pk}/change/").content.decode()
+    assert 'name="is_superuser"' in page and 'name="user_permissions"' in page
+    assert client.get("/admin/auth/group/add/").status_code == 200
