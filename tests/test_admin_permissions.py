@@ -163,6 +163,7 @@ def test_a_view_only_operator_sees_orphans_and_drift_without_buttons_and_cannot_
 
     assert client.post(ORPHANS, {"action": "destroy", "workspace_id": orphan}).status_code == 403
     assert client.post(ORPHANS, {"action": "adopt", "workspace_id": str(drifted.id)}).status_code == 403
+    assert client.post(ORPHANS, {"action": "other", "workspace_id": str(drifted.id)}).status_code == 403
     assert local_machines.find(orphan) is not None
     assert snapshot(drifted)[0] == S.RUNNING
 

@@ -495,9 +495,9 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
 
     def _orphans_post(self, request):
         action = request.POST.get("action")
-        needed = {"destroy": self.has_destroy_permission, "adopt": self.has_change_permission}.get(action)
-        if needed is not None and not needed(request):
-            raise PermissionDenied
+        needed = {"destroy": self.has_destroy_permission}.get(action, self.has_change_permission)
+        if not needed(request):
+            raise PermissionDenied  # a view-only operator posts nothing here
         back = HttpResponseRedirect(reverse("admin:workspaces_workspace_orphans"))
         driver = get_driver()
         workspace_id = request.POST.get("workspace_id", "")
