@@ -112,3 +112,11 @@ def test_the_api_is_not_throttled_by_admin_logins(client, operator):
 
     fail_until_locked(client, operator.email)
     assert Api(make_token(operator)).get("/profile").status_code == 200
+
+
+def test_an_operator_lifts_a_lockout_with_the_documented_command(client, operator):
+    from django.core.management import call_command
+
+    fail_until_locked(client, operator.email)
+    call_command("axes_reset_username", operator.email)
+    assert log_in(client, operator.email, PASSWORD).status_code == 302
