@@ -1,9 +1,13 @@
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
+from django.template.response import TemplateResponse
 
 from accounts.models import ApiToken, User, UserQuota, UserSettings
 from accounts.services import api_token_create, api_token_revoke
+from config.admin import PermittedActionsMixin
 
 
 class UserSettingsInline(admin.StackedInline):
@@ -55,8 +59,33 @@ class EmailUserChangeForm(UserChangeForm):
         fields = "__all__"
 
 
+PRIVILEGE_FIELDS = ["is_staff", "is_superuser", "groups", "user_permissions"]
+
+
+class OperatorsOnlyForSuperusers:
+    """Who operates, and with which permissions, is decided by superusers: "change user" or "change
+    group" alone must not let a staff user grant themselves (or anyone) more, nor take over a
+    superuser's account by setting its password."""
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += [f for f in PRIVILEGE_FIELDS if f not in readonly]
+        return readonly
+
+
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(PermittedActionsMixin, OperatorsOnlyForSuperusers, DjangoUserAdmin):
     form = EmailUserChangeForm
     add_form = EmailUserCreationForm
     ordering = ["email"]
@@ -75,10 +104,28 @@ class UserAdmin(DjangoUserAdmin):
     inlines = [UserSettingsInline, UserQuotaInline, ApiTokenInline]
 
 
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(PermittedActionsMixin, DjangoGroupAdmin):
+    """Groups carry permissions: only superusers make or change them (see OperatorsOnlyForSuperusers)."""
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(PermittedActionsMixin, admin.ModelAdmin):
     """Tokens: recognisable by prefix, revocable, and never readable after creation (only a digest
-    is stored; the secret is shown once, in the message after saving a new token)."""
+    is stored). The secret is shown once, in the answer to the POST that made it: never in a message,
+    which would carry it through the (signed, not encrypted) messages cookie or the session."""
 
     list_display = ["prefix", "user", "name", "created_at", "last_used_at", "expires_at", "revoked_at"]
     list_filter = ["revoked_at", "expires_at"]
@@ -108,12 +155,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
             new.token.created_at,
         )
         obj._state.adding = False
-        messages.warning(
-            request,
-            f"The new token is {new.secret} — copy it now: it is stored only as a digest and cannot be shown again.",
-        )
+        obj.new_secret = new.secret  # for response_add, on this request's object only
 
-    @admin.action(description="Revoke the selected tokens")
+    def response_add(self, request, obj, post_url_continue=None):
+        secret = getattr(obj, "new_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New API token",
+            "opts": self.opts,
+            "token": obj,
+            "secret": secret,
+        }
+        return TemplateResponse(request, "admin/accounts/apitoken/created.html", context)
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):
         tokens = list(queryset.select_related("user"))
         for token in tokens:

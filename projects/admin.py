@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from config.admin import PermittedActionsMixin
 from projects.models import Membership, Project
 
 
@@ -10,7 +11,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(PermittedActionsMixin, admin.ModelAdmin):
     list_display = ["name", "owner", "repo_url", "default_branch", "created_at", "deleted_at"]
     list_select_related = ["owner"]
     # Deleted through the API, kept for their workspaces' records: operators tell them apart here.

@@ -105,15 +105,34 @@ def test_a_token_made_in_the_admin_is_shown_once_and_works(operator, user):
     response = operator.post(
         "/admin/accounts/apitoken/add/",
         {"user": str(user.pk), "name": "from admin", "expires_at_0": "", "expires_at_1": ""},
-        follow=True,
     )
+    # The answer to the POST itself shows it: no redirect that would have to carry it somewhere.
+    assert response.status_code == 200
     page = response.content.decode()
-    secret = re.search(r"wsk_[A-Za-z0-9]{12}_[A-Za-z0-9]{40}", page).group(0)
+    [secret] = re.findall(r"wsk_[A-Za-z0-9]{12}_[A-Za-z0-9]{40}", page)
     assert Api(secret).post("/projects", {"name": "p"}).status_code == 201
     token = ApiToken.objects.get(name="from admin")
     later = operator.get(f"/admin/accounts/apitoken/{token.pk}/change/").content.decode()
     assert secret not in later
     assert token.prefix in later
+
+
+def test_a_token_made_in_the_admin_never_travels_in_a_cookie_or_the_session(operator, user):
+    """Messages live in a signed, unencrypted cookie (or the session): the secret must not be one."""
+    from django.contrib.sessions.models import Session
+
+    response = operator.post(
+        "/admin/accounts/apitoken/add/",
+        {"user": str(user.pk), "name": "from admin", "expires_at_0": "", "expires_at_1": ""},
+    )
+    secret = re.search(r"wsk_[A-Za-z0-9]{12}_[A-Za-z0-9]{40}", response.content.decode()).group(0)
+    key_part = secret.split("_")[2]  # the part after the public prefix
+    for name, morsel in response.cookies.items():
+        assert key_part not in morsel.value, name
+    for session in Session.objects.all():
+        assert key_part not in str(session.get_decoded())
+    # Nothing waits to be shown on the next page either.
+    assert secret not in operator.get("/admin/accounts/apitoken/").content.decode()
 
 
 def test_revoking_a_token_in_the_admin(operator, user):
@@ -168,3 +187,50 @@ def test_an_operator_sets_a_quota_override_and_sees_current_use(operator):
         page = operator.get(f"/admin/accounts/user/{owner.pk}/change/").content.decode()
     assert "workspaces: 1 / 3" in page
     assert "vcpus: 2 / 32" in page
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/workspaces/workspace/?status__exact=%00",
+        "/admin/workspaces/workspace/?q=%00",
+        "/admin/workspaces/workspace/?q=abc%00def",
+        "/admin/workspaces/workspace/?driver__exact=local&cpu_kind__exact=%00",
+        "/admin/workspaces/workspace/?%00=1",
+        "/admin/accounts/apitoken/?q=%00",
+        "/admin/accounts/user/?q=%00",
+        "/admin/projects/project/?q=%00",
+        "/admin/workspaces/workspace/orphans/?x=%00",
+    ],
+)
+def test_a_nul_in_an_admin_query_is_a_400_not_a_500(operator, url):
+    """PostgreSQL refuses NUL in a text parameter: a filter or search carrying one was a 500 there."""
+    make_workspace(status=WorkspaceStatus.RUNNING)
+    response = operator.get(url)
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+
+
+def test_a_nul_in_admin_form_data_is_a_400_and_saves_nothing(operator):
+    from tests.factories import ProjectFactory
+
+    project = ProjectFactory(name="before")
+    response = operator.post(
+        "/admin/workspaces/workspace/", {"action": "start", "_selected_action": ["\x00"]}
+    )
+    assert response.status_code == 400
+    response = operator.post(f"/admin/projects/project/{project.pk}/change/", {"name": "a\x00b"})
+    assert response.status_code == 400
+    project.refresh_from_db()
+    assert project.name == "before"
+
+
+def test_the_admin_login_refuses_a_nul_with_a_400(client):
+    response = client.post("/admin/login/", {"username": "ops\x00@example.com", "password": "x"})
+    assert response.status_code == 400
+
+
+def test_filters_and_search_without_nul_still_work(operator):
+    running = make_workspace(status=WorkspaceStatus.RUNNING)
+    page = operator.get("/admin/workspaces/workspace/", {"status__exact": "running", "q": ""})
+    assert page.status_code == 200 and str(running.id) in page.content.decode()

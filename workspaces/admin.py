@@ -6,6 +6,7 @@ from datetime import timedelta
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
@@ -17,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
+from config.admin import PermittedActionsMixin
 from config.errors import ApiError
 from workspaces import reconciler, services
 from workspaces.drivers import DriverError, get_driver
@@ -129,7 +131,7 @@ class WorkspaceEventInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "status_badge",
@@ -226,6 +228,12 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # rows are kept with their fate; "Destroy" deletes through the service
+
+    def has_destroy_permission(self, request, obj=None):
+        """Destroying (the "Destroy" action, an orphan's Destroy button) needs the model's delete
+        permission, which Django's own hard delete is denied whatever the operator holds."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('delete', opts)}")
 
     def get_search_results(self, request, queryset, search_term):
         """Also find a workspace by its exact id or private IP, which are not text columns."""
@@ -339,7 +347,12 @@ class WorkspaceAdmin(admin.ModelAdmin):
             self._done(request, workspace, message)
         return self._back(request, queryset)
 
-    @admin.action(description="Retry provisioning (error, or stuck creating/starting)")
+    # Changing a workspace's state needs "change"; destroying one needs "delete" (has_destroy_permission).
+    # An operator with "view" only sees the console and none of these.
+
+    @admin.action(
+        description="Retry provisioning (error, or stuck creating/starting)", permissions=["change"]
+    )
     def retry_provisioning(self, request, queryset):
         operator = self._operator(request)
 
@@ -366,7 +379,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
             request, queryset, "retry provisioning of", act, "'error', 'creating' or 'starting'"
         )
 
-    @admin.action(description="Start")
+    @admin.action(description="Start", permissions=["change"])
     def start(self, request, queryset):
         operator = self._operator(request)
 
@@ -376,7 +389,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
         return self._each(request, queryset, "start", act, "'stopped' or 'error'")
 
-    @admin.action(description="Stop")
+    @admin.action(description="Stop", permissions=["change"])
     def stop(self, request, queryset):
         operator = self._operator(request)
 
@@ -390,7 +403,10 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
         return self._each(request, queryset, "stop", act, "'running' or 'stop_failed'")
 
-    @admin.action(description="Destroy (delete; machine and volume destroyed in the background)")
+    @admin.action(
+        description="Destroy (delete; machine and volume destroyed in the background)",
+        permissions=["destroy"],
+    )
     def destroy(self, request, queryset):
         operator = self._operator(request)
         for workspace in queryset:
@@ -418,7 +434,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
             self._done(request, workspace, "deleted; its machine and volume are being destroyed.")
         return self._back(request, queryset)
 
-    @admin.action(description="Force to error with a reason…")
+    @admin.action(description="Force to error with a reason…", permissions=["change"])
     def force_error(self, request, queryset):
         form = ForceErrorForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
@@ -450,8 +466,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
         return [path("orphans/", view, name="workspaces_workspace_orphans"), *super().get_urls()]
 
     def orphans_view(self, request):
-        """Provider resources with no live workspace, and live workspaces whose machine is gone."""
-        if not self.has_change_permission(request):
+        """Provider resources with no live workspace, and live workspaces whose machine is gone.
+        Reading it needs "view"; Adopt needs "change" and Destroy "delete" (checked again on POST)."""
+        if not self.has_view_permission(request):
             raise PermissionDenied
         if request.method == "POST":
             return self._orphans_post(request)
@@ -471,10 +488,16 @@ class WorkspaceAdmin(admin.ModelAdmin):
             "orphans": orphans,
             "drift": drift,
             "inventory_error": inventory_error,
+            "can_destroy": self.has_destroy_permission(request),
+            "can_adopt": self.has_change_permission(request),
         }
         return TemplateResponse(request, "admin/workspaces/workspace/orphans.html", context)
 
     def _orphans_post(self, request):
+        action = request.POST.get("action")
+        needed = {"destroy": self.has_destroy_permission}.get(action, self.has_change_permission)
+        if not needed(request):
+            raise PermissionDenied  # a view-only operator posts nothing here
         back = HttpResponseRedirect(reverse("admin:workspaces_workspace_orphans"))
         driver = get_driver()
         workspace_id = request.POST.get("workspace_id", "")
@@ -489,7 +512,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
                 request, f"Could not list the provider's resources: {exc.message}", messages.ERROR
             )
             return back
-        action = request.POST.get("action")
         if action == "destroy":
             orphan = next((o for o in orphans if o["workspace_id"] == workspace_id), None)
             if orphan is None:

@@ -5,6 +5,7 @@ broker and the ``local`` machine driver, all kept under ``var/`` in the checkout
 ``DATABASE_URL`` at PostgreSQL and ``CELERY_BROKER_URL`` at Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # the admin login's lockout (below, "Operator console")
     "accounts",
     "projects",
     "workspaces",
@@ -48,11 +50,13 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "config.admin.AdminNulMiddleware",  # the admin never passes a NUL on to the database: a 400
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.JsonServerErrorMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -85,6 +89,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# Passwords are only for operators logging in to the admin (the API takes Bearer tokens): axes'
+# backend first refuses a username locked out from this address, then Django's checks the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -297,6 +307,26 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": WORKSPACE_RECONCILE_INTERVAL_SECONDS},
     },
 }
+
+# --- Operator console (the admin) ---------------------------------------------------------------------
+
+# Login throttling (django-axes; the API takes Bearer tokens, so only the admin's login counts): after
+# ADMIN_LOGIN_FAILURE_LIMIT wrong passwords for one username from one client address, that pair is
+# refused (a 429 page, even with the right password) until ADMIN_LOGIN_COOLOFF_SECONDS pass without
+# another try; a successful login clears the count. `manage.py axes_reset_username <email>` lifts one.
+AXES_ONLY_ADMIN_SITE = True
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("ADMIN_LOGIN_COOLOFF_SECONDS", default=900))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The login form's field and authenticate()'s argument are "username" (it holds the email): axes would
+# otherwise look for USERNAME_FIELD ("email") and count every failure as one of no username.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The client address is REMOTE_ADDR, as everywhere in this project: X-Forwarded-For is written by
+# whoever sends the request, and trusting it would let one client pose as any number of addresses.
+# Behind a proxy every client has the proxy's address, so the lockout is then per username.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 # --- Operations: logs, health, metrics ----------------------------------------------------------------
 
