@@ -155,7 +155,9 @@ class IdempotencyKey(models.Model):
     request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.IN_FLIGHT)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    # JSON as text, not a JSONField: PostgreSQL's jsonb cannot hold "\u0000", which a 400 may echo
+    # back from the request (an unknown field named "a\u0000b").
+    response_body = models.TextField(null=True, blank=True, help_text="The response body, as JSON text.")
     response_headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

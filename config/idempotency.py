@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 
 from accounts.models import IdempotencyKey
 from config.errors import ApiError, ValidationFailed
@@ -79,7 +80,7 @@ def idempotent(handler):
                 IdempotencyKey.objects.filter(pk=record.pk).update(
                     state=IdempotencyKey.State.DONE,
                     response_status=response.status_code,
-                    response_body=response.data,
+                    response_body=json.dumps(response.data, cls=JSONEncoder),
                     response_headers={h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)},
                 )
             return response
@@ -152,4 +153,5 @@ def _claim(user, key: str, fingerprint: str) -> IdempotencyKey:
 
 def _replay(record: IdempotencyKey) -> Response:
     headers = {**record.response_headers, "Idempotent-Replayed": "true"}
-    return Response(record.response_body, status=record.response_status, headers=headers)
+    body = None if record.response_body is None else json.loads(record.response_body)
+    return Response(body, status=record.response_status, headers=headers)

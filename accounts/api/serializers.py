@@ -89,7 +89,8 @@ class StrictDateTimeField(serializers.DateTimeField):
                 ErrorDetail(f"Must be an ISO 8601 string, not {json_type_name(value)}.", code="invalid_type")
             )
         try:
-            parsed = parse_datetime(value.strip())
+            # Python's fromisoformat takes any character between date and time, NUL included.
+            parsed = parse_datetime(value.strip()) if value.isprintable() else None
         except ValueError:  # well formed, but no such moment (month 13, hour 25)
             parsed = None
         if parsed is None:
@@ -106,7 +107,15 @@ class StrictDateTimeField(serializers.DateTimeField):
                     code="invalid_datetime",
                 )
             )
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-01:00 is in the year 10000, which Python cannot hold
+            raise ValidationError(
+                ErrorDetail(
+                    f"Must be a moment between the years 1 and 9999 in UTC; got {value!r}.",
+                    code="invalid_datetime",
+                )
+            ) from None
 
 
 @extend_schema_serializer(component_name="ApiTokenCreate")  # request bodies: "ApiTokenCreateRequest"

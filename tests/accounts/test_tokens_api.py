@@ -167,6 +167,9 @@ def test_a_token_stops_working_when_it_expires(api):
         ({"expires_at": "2099-01-15"}, "expires_at", "invalid_datetime"),
         ({"expires_at": "tomorrow"}, "expires_at", "invalid_datetime"),
         ({"expires_at": "2099-13-01T00:00:00Z"}, "expires_at", "invalid_datetime"),
+        # Valid ISO 8601, but in UTC past the year 9999 (or before the year 1): no such datetime here.
+        ({"expires_at": "9999-12-31T23:59:59-01:00"}, "expires_at", "invalid_datetime"),
+        ({"expires_at": "0001-01-01T00:30:00+01:00"}, "expires_at", "invalid_datetime"),
         ({"expires_at": 4102444800}, "expires_at", "invalid_type"),
         ({"name": "x" * 101}, "name", "max_length"),
         ({"name": 7}, "name", "invalid_type"),
