@@ -130,7 +130,8 @@ class ApiTokenCreateInputSerializer(StrictSerializer):
         allow_null=True,
         default=None,
         help_text="When the token stops working: ISO 8601 with `Z` or an offset, in the future. "
-        "Null or omitted: it works until revoked.",
+        "Null or omitted: it works until revoked. Never later than the expiry of the token making the "
+        "request: a later one (or null) becomes that.",
     )
 
     def validate_expires_at(self, value):
@@ -155,7 +156,10 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         read_only_fields = fields
         extra_kwargs = {
             "last_used_at": {"help_text": "Last time a request used it (to the minute); null if never."},
-            "expires_at": {"help_text": "When it stops working; null: never, until revoked."},
+            "expires_at": {
+                "help_text": "When it stops working; null: never, until revoked. A token made with "
+                "another token expires no later than that one."
+            },
         }
 
 
