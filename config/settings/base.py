@@ -298,6 +298,17 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Idempotency-Key purge (config/idempotency.py) ---------------------------------------------------
+# Keys (with the responses they replay) are kept 24 hours, the API's promise; then a periodic task
+# deletes them, this often, this many rows per delete statement.
+IDEMPOTENCY_PURGE_INTERVAL_SECONDS = env.float("IDEMPOTENCY_PURGE_INTERVAL_SECONDS", default=3600)
+IDEMPOTENCY_PURGE_BATCH_SIZE = env.int("IDEMPOTENCY_PURGE_BATCH_SIZE", default=1000)
+CELERY_BEAT_SCHEDULE["purge-idempotency-keys"] = {
+    "task": "accounts.tasks.purge_idempotency_keys",
+    "schedule": IDEMPOTENCY_PURGE_INTERVAL_SECONDS,
+    "options": {"expires": IDEMPOTENCY_PURGE_INTERVAL_SECONDS},
+}
+
 # --- Operations: logs, health, metrics ----------------------------------------------------------------
 
 # Structured logs (config/logs.py): "console" (readable key=value lines) here, "json" in production.
