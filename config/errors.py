@@ -163,12 +163,6 @@ def not_found_view(request, exception=None):
     return JsonResponse(error_body("No such endpoint.", "not_found"), status=404)
 
 
-def request_too_large_view(request):
-    """A body too large for a view outside DRF (which answers through api_exception_handler)."""
-    failed = RequestTooLarge.for_limit()
-    return JsonResponse(error_body(failed.message, failed.code, failed.details), status=failed.status_code)
-
-
 def server_error_view(request):
     """Django's handler500: even a bug answers in our shape, without leaking the traceback."""
     return JsonResponse(error_body("Internal server error.", "server_error"), status=500)

@@ -5,10 +5,9 @@ import re
 import time
 import uuid
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
-from config.errors import error_body, request_too_large_view, server_error_view
+from config.errors import error_body, server_error_view
 from config.logs import bind_contextvars, clear_contextvars
 
 logger = logging.getLogger(__name__)
@@ -121,7 +120,5 @@ class JsonServerErrorMiddleware:
     def process_exception(self, request, exception):
         if request.path_info.startswith(StripTrailingSlashMiddleware.KEEP):
             return None
-        if isinstance(exception, RequestDataTooBig):  # the client's doing, not a bug: a 413, not a 500
-            return request_too_large_view(request)
         logger.exception("Unhandled exception on %s %s", request.method, request.path_info)
         return server_error_view(request)
