@@ -137,16 +137,28 @@ class ApiTokenAdmin(PermittedActionsMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["user", "name", "expires_at"]
-        return ["prefix", "user", "name", "created_at", "last_used_at", "expires_at", "revoked_at"]
+        return [
+            "prefix",
+            "user",
+            "name",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+            "created_by_token",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["prefix", "user", "created_at", "last_used_at"]
+        return ["prefix", "user", "created_at", "last_used_at", "created_by_token"]
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            if "revoked_at" in form.changed_data and obj.revoked_at is not None:
+                api_token_revoke(token=obj)  # what it made goes with it, as with the action
+            return None
         new = api_token_create(user=obj.user, name=obj.name, expires_at=obj.expires_at)
         obj.pk, obj.key, obj.digest, obj.created_at = (
             new.token.pk,

@@ -87,6 +87,9 @@ class ApiToken(models.Model):
 
     ``key`` is the public part used to find the row; the digest of the whole token is compared in
     constant time. A token works until it expires or is revoked.
+
+    A token made through the API with another token (``created_by_token``) cannot outlive it: it
+    expires no later than its creator, and revoking the creator revokes it (accounts/services.py).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -98,6 +101,17 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by_token = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        editable=False,
+        # A token cannot outlive its creator, not even as a row: deleting one deletes what it made.
+        on_delete=models.CASCADE,
+        related_name="created_tokens",
+        help_text="The token whose API request made this one (it expires no later, and is revoked with "
+        "it); empty for tokens made in the admin or by a command.",
+    )
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -155,7 +169,9 @@ class IdempotencyKey(models.Model):
     request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.IN_FLIGHT)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    # JSON as text, not a JSONField: PostgreSQL's jsonb cannot hold "\u0000", which a 400 may echo
+    # back from the request (an unknown field named "a\u0000b").
+    response_body = models.TextField(null=True, blank=True, help_text="The response body, as JSON text.")
     response_headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

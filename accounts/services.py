@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
 
 from accounts import tokens
 from accounts.models import ApiToken, User, UserSettings
@@ -66,16 +67,53 @@ class NewToken:
     secret: str
 
 
-def api_token_create(*, user: User, name: str = "", expires_at: datetime | None = None) -> NewToken:
+@transaction.atomic
+def api_token_create(
+    *,
+    user: User,
+    name: str = "",
+    expires_at: datetime | None = None,
+    created_by_token: ApiToken | None = None,
+) -> NewToken:
+    """A new token for ``user``. Made with another token (``created_by_token``: an API request), it
+    cannot outlive that token: its expiry is capped at the creator's (no expiry, or a later one,
+    becomes the creator's), and revoking the creator revokes it. Tokens made in the admin or by a
+    command have no creator and no cap.
+
+    The creator's row is locked while the new one is made, so a revocation running at the same
+    moment either sees the new token (and revokes it) or makes this creation fail."""
+    if created_by_token is not None:
+        creator = ApiToken.objects.select_for_update().get(pk=created_by_token.pk)
+        if not creator.is_usable:  # revoked (or expired) since the request was authenticated
+            # The request's own token: a 401 with WWW-Authenticate, as if it had been refused at the door.
+            raise AuthenticationFailed("The token has been revoked.", code="invalid_token")
+        if creator.expires_at is not None and (expires_at is None or expires_at > creator.expires_at):
+            expires_at = creator.expires_at
     secret, key = tokens.generate()
     token = ApiToken.objects.create(
-        user=user, name=name, key=key, digest=tokens.digest(secret), expires_at=expires_at
+        user=user,
+        name=name,
+        key=key,
+        digest=tokens.digest(secret),
+        expires_at=expires_at,
+        created_by_token=created_by_token,
     )
     return NewToken(token=token, secret=secret)
 
 
-def api_token_revoke(*, token: ApiToken) -> None:
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken) -> int:
+    """Revoke the token and every token made with it, and with those, down the whole tree, in one
+    transaction; how many tokens this revoked. Level by level, each level's rows updated (so locked)
+    before its children are read: a token being made with one of them at the same moment is either
+    seen here or refused by api_token_create."""
+    now = timezone.now()
+    revoked = 0
+    level = [token.pk]
+    while level:
+        revoked += ApiToken.objects.filter(pk__in=level, revoked_at__isnull=True).update(revoked_at=now)
+        level = list(ApiToken.objects.filter(created_by_token_id__in=level).values_list("pk", flat=True))
+    return revoked
 
 
 def api_token_touch(*, token: ApiToken) -> None:

@@ -11,7 +11,9 @@ import logging
 import math
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -66,6 +68,20 @@ class Conflict(ApiError):
     message = "The request conflicts with the current state."
 
 
+class RequestTooLarge(ApiError):
+    """A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``: Django refuses to read it (``RequestDataTooBig``)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    code = "request_too_large"
+
+    @classmethod
+    def for_limit(cls, limit: int | None = None) -> RequestTooLarge:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE if limit is None else limit
+        message = f"The request body is larger than this server accepts: at most {limit} bytes."
+        detail = {"field": None, "code": cls.code, "message": message, "allowed": {"max": limit}}
+        return cls(message, details=[detail])
+
+
 # DRF's exceptions, by class, to our code. Authentication subclasses carry their own code.
 _DRF_CODES = {
     exceptions.NotAuthenticated: "not_authenticated",
@@ -89,6 +105,8 @@ def error_body(message: str, code: str, details: list[dict] | None = None) -> di
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every exception a view raises becomes our error shape."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge.for_limit()
     if isinstance(exc, ApiError):
         return Response(error_body(exc.message, exc.code, exc.details), status=exc.status_code)
     if isinstance(exc, Http404):

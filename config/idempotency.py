@@ -10,6 +10,10 @@ How it holds under concurrency and crashes: the key is claimed in its own commit
 together. If the process dies mid-request, that transaction rolls back, nothing was created, and
 after ``IN_FLIGHT_TIMEOUT`` the key may be used again. 5xx and 429 answers are not stored, so a
 retry can succeed.
+
+Keys past ``RETENTION`` are deleted by a periodic task (``purge_expired_keys``, run by
+``accounts.tasks.purge_idempotency_keys`` on the beat schedule): their stored bodies do not pile
+up, and the key may be used again.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import re
 from datetime import timedelta
 from functools import wraps
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 
 from accounts.models import IdempotencyKey
 from config.errors import ApiError, ValidationFailed
@@ -79,7 +85,7 @@ def idempotent(handler):
                 IdempotencyKey.objects.filter(pk=record.pk).update(
                     state=IdempotencyKey.State.DONE,
                     response_status=response.status_code,
-                    response_body=response.data,
+                    response_body=json.dumps(response.data, cls=JSONEncoder),
                     response_headers={h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)},
                 )
             return response
@@ -152,4 +158,28 @@ def _claim(user, key: str, fingerprint: str) -> IdempotencyKey:
 
 def _replay(record: IdempotencyKey) -> Response:
     headers = {**record.response_headers, "Idempotent-Replayed": "true"}
-    return Response(record.response_body, status=record.response_status, headers=headers)
+    body = None if record.response_body is None else json.loads(record.response_body)
+    return Response(body, status=record.response_status, headers=headers)
+
+
+def purge_expired_keys(*, batch_size: int | None = None) -> int:
+    """Delete the keys (and their stored responses) older than ``RETENTION``, in batches of
+    ``batch_size`` rows (``IDEMPOTENCY_PURGE_BATCH_SIZE``), each its own short statement, so that a
+    large backlog never holds one long lock or builds one huge query; how many were deleted.
+
+    A key is past its use by then: ``_claim`` would take it over anyway. A request claiming the same
+    key at the same moment only finds it gone and makes a fresh one."""
+    batch_size = batch_size or settings.IDEMPOTENCY_PURGE_BATCH_SIZE
+    cutoff = timezone.now() - RETENTION
+    deleted = 0
+    while True:
+        batch = list(
+            IdempotencyKey.objects.filter(created_at__lt=cutoff)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not batch:
+            return deleted
+        deleted += IdempotencyKey.objects.filter(pk__in=batch, created_at__lt=cutoff).delete()[0]
+        if len(batch) < batch_size:
+            return deleted

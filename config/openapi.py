@@ -24,6 +24,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from config import gunicorn_errors
+from config.errors import RequestTooLarge, error_body
 
 
 class QuotaDetailSerializer(serializers.Serializer):
@@ -65,6 +66,7 @@ _DESCRIPTIONS = {
     403: "Visible, but not allowed: a read-only project member, or a quota (`quota_exceeded`).",
     404: "Does not exist, is not visible to you, or the id is not a UUID.",
     409: "Conflicts with existing state, or a request with the same Idempotency-Key is still running.",
+    413: "The body is over the server's limit (`request_too_large`); `details[0].allowed.max` is the limit in bytes.",
     415: "The body is not `application/json`.",
     422: "The Idempotency-Key was already used with a different request (`idempotency_key_reused`).",
     429: "Too many requests (`rate_limited`); retry after the `Retry-After` header's seconds.",
@@ -115,6 +117,13 @@ NOT_A_MEMBER = {
     "error": "The project's owner is not a member: their role cannot be changed and they cannot be removed.",
     "code": "owner_not_member",
 }
+
+
+def _request_too_large_example() -> dict:
+    failed = RequestTooLarge.for_limit(2621440)  # Django's default DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_body(failed.message, failed.code, failed.details)
+
+
 _EXAMPLES = {
     401: {"error": "The token is malformed.", "code": "invalid_token"},
     403: {
@@ -133,6 +142,7 @@ _EXAMPLES = {
         "code": "idempotency_key_reused",
     },
     429: {"error": "Request was throttled. Expected available in 12 seconds.", "code": "rate_limited"},
+    413: _request_too_large_example(),
     414: gunicorn_errors.error_body(414, ""),
     431: gunicorn_errors.error_body(431, ""),
 }
@@ -142,8 +152,12 @@ def error_responses(*statuses: int, bad_request: dict = BAD_BODY) -> dict[int, O
     """The error responses of an operation, in our error shape, each with an example (``bad_request``
     for the 400). Every authenticated operation is rate limited, so one that can answer 401 can
     answer 429 too. Any request can be refused for its size before it reaches the API
-    (config/gunicorn_errors.py): 414 and 431 are on every operation."""
+    (config/gunicorn_errors.py): 414 and 431 are on every operation. An operation that reads a body
+    (415: it takes one; 422: it honours an Idempotency-Key, which fingerprints the body) answers 413
+    to one over ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
     statuses = (*statuses, 414, 431)
+    if 415 in statuses or 422 in statuses:
+        statuses = (*statuses, 413)
     if 401 in statuses:
         statuses = (*statuses, 429)
     examples = {**_EXAMPLES, 400: bad_request}

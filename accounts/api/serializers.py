@@ -89,7 +89,8 @@ class StrictDateTimeField(serializers.DateTimeField):
                 ErrorDetail(f"Must be an ISO 8601 string, not {json_type_name(value)}.", code="invalid_type")
             )
         try:
-            parsed = parse_datetime(value.strip())
+            # Python's fromisoformat takes any character between date and time, NUL included.
+            parsed = parse_datetime(value.strip()) if value.isprintable() else None
         except ValueError:  # well formed, but no such moment (month 13, hour 25)
             parsed = None
         if parsed is None:
@@ -106,7 +107,15 @@ class StrictDateTimeField(serializers.DateTimeField):
                     code="invalid_datetime",
                 )
             )
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-01:00 is in the year 10000, which Python cannot hold
+            raise ValidationError(
+                ErrorDetail(
+                    f"Must be a moment between the years 1 and 9999 in UTC; got {value!r}.",
+                    code="invalid_datetime",
+                )
+            ) from None
 
 
 @extend_schema_serializer(component_name="ApiTokenCreate")  # request bodies: "ApiTokenCreateRequest"
@@ -121,7 +130,8 @@ class ApiTokenCreateInputSerializer(StrictSerializer):
         allow_null=True,
         default=None,
         help_text="When the token stops working: ISO 8601 with `Z` or an offset, in the future. "
-        "Null or omitted: it works until revoked.",
+        "Null or omitted: it works until revoked. Never later than the expiry of the token making the "
+        "request: a later one (or null) becomes that.",
     )
 
     def validate_expires_at(self, value):
@@ -146,7 +156,10 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         read_only_fields = fields
         extra_kwargs = {
             "last_used_at": {"help_text": "Last time a request used it (to the minute); null if never."},
-            "expires_at": {"help_text": "When it stops working; null: never, until revoked."},
+            "expires_at": {
+                "help_text": "When it stops working; null: never, until revoked. A token made with "
+                "another token expires no later than that one."
+            },
         }
 
 

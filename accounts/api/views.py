@@ -125,7 +125,11 @@ class ApiTokenListView(APIView):
         operation_id="auth_tokens_create",
         summary="Create an API token",
         description="The response is the only place the token itself (`token`) ever appears: it is "
-        "stored hashed.",
+        "stored hashed.\n\n"
+        "A token cannot outlive the token that made it: if the token of this request expires, the new "
+        "one expires at the same moment at the latest (asking for no expiry, or a later one, gets that "
+        "moment: the response's `expires_at` is the one that applies), and revoking the token of this "
+        "request revokes the new one too, and every token made with it.",
         tags=["Tokens"],
         request=ApiTokenCreateInputSerializer,
         responses={201: ApiTokenCreatedSerializer, **error_responses(400, 401, 415)},
@@ -138,7 +142,7 @@ class ApiTokenListView(APIView):
     def post(self, request):
         serializer = ApiTokenCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        new = api_token_create(user=request.user, **serializer.validated_data)
+        new = api_token_create(user=request.user, created_by_token=request.auth, **serializer.validated_data)
         return Response(
             ApiTokenCreatedSerializer(new.token, context={"secret": new.secret}).data,
             status=status.HTTP_201_CREATED,

@@ -120,7 +120,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: form parsers make generated clients fail, and any other body is a 415.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],  # DRF's, with deep nesting a 400 too
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.UserRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
@@ -327,6 +327,17 @@ AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 # whoever sends the request, and trusting it would let one client pose as any number of addresses.
 # Behind a proxy every client has the proxy's address, so the lockout is then per username.
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# --- Idempotency-Key purge (config/idempotency.py) ---------------------------------------------------
+# Keys (with the responses they replay) are kept 24 hours, the API's promise; then a periodic task
+# deletes them, this often, this many rows per delete statement.
+IDEMPOTENCY_PURGE_INTERVAL_SECONDS = env.float("IDEMPOTENCY_PURGE_INTERVAL_SECONDS", default=3600)
+IDEMPOTENCY_PURGE_BATCH_SIZE = env.int("IDEMPOTENCY_PURGE_BATCH_SIZE", default=1000)
+CELERY_BEAT_SCHEDULE["purge-idempotency-keys"] = {
+    "task": "accounts.tasks.purge_idempotency_keys",
+    "schedule": IDEMPOTENCY_PURGE_INTERVAL_SECONDS,
+    "options": {"expires": IDEMPOTENCY_PURGE_INTERVAL_SECONDS},
+}
 
 # --- Operations: logs, health, metrics ----------------------------------------------------------------
 

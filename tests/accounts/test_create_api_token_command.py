@@ -44,3 +44,11 @@ def test_expiry():
     UserFactory(email="e@example.com")
     run("e@example.com", "--expires-in-days", "7")
     assert User.objects.get(email="e@example.com").api_tokens.get().expires_at is not None
+
+
+@pytest.mark.parametrize("days", ["3000000", "999999999999"])
+def test_an_expiry_past_the_year_9999_is_refused_in_words(days):
+    UserFactory(email="e@example.com")
+    with pytest.raises(CommandError, match="too large"):
+        run("e@example.com", "--expires-in-days", days)
+    assert not User.objects.get(email="e@example.com").api_tokens.exists()

@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -167,6 +168,9 @@ def test_a_token_stops_working_when_it_expires(api):
         ({"expires_at": "2099-01-15"}, "expires_at", "invalid_datetime"),
         ({"expires_at": "tomorrow"}, "expires_at", "invalid_datetime"),
         ({"expires_at": "2099-13-01T00:00:00Z"}, "expires_at", "invalid_datetime"),
+        # Valid ISO 8601, but in UTC past the year 9999 (or before the year 1): no such datetime here.
+        ({"expires_at": "9999-12-31T23:59:59-01:00"}, "expires_at", "invalid_datetime"),
+        ({"expires_at": "0001-01-01T00:30:00+01:00"}, "expires_at", "invalid_datetime"),
         ({"expires_at": 4102444800}, "expires_at", "invalid_type"),
         ({"name": "x" * 101}, "name", "max_length"),
         ({"name": 7}, "name", "invalid_type"),
@@ -232,6 +236,120 @@ def test_unknown_and_non_uuid_ids_are_not_found(api, token_id):
     response = delete(api, f"/auth/tokens/{token_id}")
     assert response.status_code == 404
     assert response.json() == NOT_FOUND
+
+
+# --- tokens made with tokens cannot outlive them ---------------------------------------------------
+
+
+def utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_with(api: Api, body=None) -> tuple[dict, Api]:
+    """A token made through the API with ``api``'s token: its body, and the API as the new token."""
+    response = api.post("/auth/tokens", body or {})
+    assert response.status_code == 201, response.content
+    return response.json(), Api(response.json()["token"])
+
+
+@pytest.mark.parametrize("asked", [None, "2099-01-01T00:00:00Z", "later"])
+def test_a_token_made_with_an_expiring_token_expires_with_it(user, asked):
+    creator_expiry = timezone.now() + timedelta(seconds=30)
+    creator = Api(api_token_create(user=user, name="short-lived", expires_at=creator_expiry).secret)
+    body = (
+        {}
+        if asked is None
+        else {"expires_at": asked if asked != "later" else utc(creator_expiry + timedelta(days=1))}
+    )
+
+    made, _ = make_with(creator, body)
+    # The response says the expiry that applies: the creator's, not the one asked for.
+    assert made["expires_at"] == utc(creator_expiry)
+    (listed_made,) = [t for t in listed(creator) if t["id"] == made["id"]]
+    assert listed_made["expires_at"] == utc(creator_expiry)
+
+
+def test_an_earlier_expiry_than_the_creators_is_kept(user):
+    creator = Api(api_token_create(user=user, expires_at=timezone.now() + timedelta(days=30)).secret)
+    sooner = timezone.now() + timedelta(days=1)
+    made, _ = make_with(creator, {"expires_at": utc(sooner)})
+    assert made["expires_at"] == utc(sooner)
+
+
+def test_a_token_made_with_an_expiring_token_stops_working_when_its_creator_does(user):
+    creator = Api(api_token_create(user=user, expires_at=timezone.now() + timedelta(seconds=2)).secret)
+    _, made = make_with(creator)
+    assert made.get("/profile").status_code == 200
+    deadline = time.monotonic() + 10
+    while creator.get("/profile").status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert creator.get("/profile").status_code == 401
+    response = made.get("/profile")
+    assert response.status_code == 401 and response.json()["code"] == "invalid_token"
+
+
+def test_a_token_made_without_a_token_has_no_cap(api):
+    """The ``api`` fixture's token was made by a command (no creator, no expiry): so is the new one."""
+    made, _ = make_with(api)
+    assert made["expires_at"] is None
+
+
+def test_revoking_a_token_revokes_what_it_made_and_what_those_made(user):
+    root = api_token_create(user=user, name="root")
+    root_api = Api(root.secret)
+    child, child_api = make_with(root_api, {"name": "child"})
+    grandchild, grandchild_api = make_with(child_api, {"name": "grandchild"})
+    _, great_api = make_with(grandchild_api, {"name": "great-grandchild"})
+    # Unrelated tokens of the same user, and one made with an unrelated token, keep working.
+    sibling = Api(api_token_create(user=user, name="sibling").secret)
+    _, niece_api = make_with(sibling, {"name": "niece"})
+    for api in (root_api, child_api, grandchild_api, great_api, sibling, niece_api):
+        assert api.get("/profile").status_code == 200
+
+    assert delete(sibling, f"/auth/tokens/{root.token.id}").status_code == 204
+
+    for api in (root_api, child_api, grandchild_api, great_api):
+        response = api.get("/profile")
+        assert response.status_code == 401 and response.json()["code"] == "invalid_token"
+    for api in (sibling, niece_api):
+        assert api.get("/profile").status_code == 200
+    assert {t["name"] for t in listed(sibling)} == {"sibling", "niece"}
+
+
+def test_revoking_a_child_leaves_its_creator_working(user):
+    root_api = Api(api_token_create(user=user, name="root").secret)
+    child, child_api = make_with(root_api, {"name": "child"})
+    _, grandchild_api = make_with(child_api, {"name": "grandchild"})
+
+    assert delete(root_api, f"/auth/tokens/{child['id']}").status_code == 204
+
+    assert root_api.get("/profile").status_code == 200
+    assert child_api.get("/profile").status_code == 401
+    assert grandchild_api.get("/profile").status_code == 401
+
+
+def test_a_token_revoking_itself_takes_what_it_made_along(user):
+    root = api_token_create(user=user)
+    child, child_api = make_with(Api(root.secret))
+    assert delete(Api(root.secret), f"/auth/tokens/{root.token.id}").status_code == 204
+    assert child_api.get("/profile").status_code == 401
+
+
+def test_revoking_in_the_admin_takes_what_the_token_made_along(client, user):
+    from accounts.services import user_create
+
+    staff = user_create(
+        email="ops@example.com", password="s3cret-pass-word", is_staff=True, is_superuser=True
+    )
+    client.force_login(staff)
+    root = api_token_create(user=user)
+    _, child_api = make_with(Api(root.secret))
+    _, grandchild_api = make_with(child_api)
+
+    client.post("/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [str(root.token.pk)]})
+
+    assert child_api.get("/profile").status_code == 401
+    assert grandchild_api.get("/profile").status_code == 401
 
 
 # --- auth ------------------------------------------------------------------------------------------

@@ -46,3 +46,18 @@ def test_the_schema_documents_both_on_every_operation(live):
         for status in ("414", "431"):
             content = operation["responses"][status]["content"]["application/json"]
             assert content["schema"] == {"$ref": "#/components/schemas/ApiError"}, operation["operationId"]
+
+
+def test_a_body_over_the_limit_is_a_413_in_our_error_format(live):
+    """Django refuses the body (DATA_UPLOAD_MAX_MEMORY_SIZE) without reading it; gunicorn still gets
+    the answer to the client, and the schema's 413 is what arrives."""
+    token = make_token(UserFactory())
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    body = b'{"name": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    for _ in range(3):  # and again: the worker that answered is still fine
+        response = httpx.post(f"{live.url}/projects", content=body, headers=headers, timeout=30)
+        assert response.status_code == 413, response.text
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["code"] == "request_too_large"
+        assert response.json()["details"][0]["allowed"] == {"max": 2621440}
+    assert httpx.get(f"{live.url}/projects", headers=headers).status_code == 200

@@ -33,7 +33,12 @@ class Command(BaseCommand):
             self.stderr.write(f"Created user {email}.")
         if expires_in_days is not None and expires_in_days <= 0:
             raise CommandError("--expires-in-days must be a positive number of days.")
-        expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+        try:
+            expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+        except OverflowError:  # past the year 9999
+            raise CommandError(
+                "--expires-in-days is too large: the expiry would be after the year 9999."
+            ) from None
         new = api_token_create(user=user, name=name, expires_at=expires_at)
         self.stderr.write(f"Token {new.token.prefix}… for {email}; it is shown only now.")
         self.stdout.write(new.secret)
