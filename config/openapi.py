@@ -111,10 +111,6 @@ BAD_STATE = {
         }
     ],
 }
-NOT_A_MEMBER = {
-    "error": "The project's owner is not a member: their role cannot be changed and they cannot be removed.",
-    "code": "owner_not_member",
-}
 _EXAMPLES = {
     401: {"error": "The token is malformed.", "code": "invalid_token"},
     403: {
