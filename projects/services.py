@@ -173,8 +173,8 @@ def _normalized_email(email: str) -> str:
     return email.lower()  # as accounts.models.UserManager stores users' addresses
 
 
-def invitation_expiry(now=None):
-    return (now or timezone.now()) + timedelta(days=settings.PROJECT_INVITATION_EXPIRY_DAYS)
+def _expiry(now):
+    return now + timedelta(days=settings.PROJECT_INVITATION_EXPIRY_DAYS)
 
 
 def invitation_create(
@@ -195,7 +195,7 @@ def invitation_create(
     if in_project.exists():
         raise Conflict(f"{email} is already in this project.", code="already_member")
     now = timezone.now()
-    fields = {"role": role, "invited_by": invited_by, "created_at": now, "expires_at": invitation_expiry(now)}
+    fields = {"role": role, "invited_by": invited_by, "created_at": now, "expires_at": _expiry(now)}
     try:
         with transaction.atomic():
             invitation, _ = Invitation.objects.update_or_create(

@@ -33,6 +33,13 @@ from workspaces.services import Actor
 PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
 USER_ID = uuid_path_parameter("user_id", "The member's user ID (UUID).")
 INVITATION_ID = uuid_path_parameter("invitation_id", "Invitation ID (UUID).")
+# A body-less POST's only 400: a malformed Idempotency-Key (config/idempotency.py).
+_KEY_MESSAGE = "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)."
+BAD_IDEMPOTENCY_KEY = {
+    "error": f"Idempotency-Key: {_KEY_MESSAGE}",
+    "code": "validation_error",
+    "details": [{"field": "Idempotency-Key", "code": "invalid_idempotency_key", "message": _KEY_MESSAGE}],
+}
 
 
 class ProjectListView(APIView):
@@ -300,7 +307,10 @@ class InvitationAcceptView(APIView):
         tags=["Projects"],
         parameters=[INVITATION_ID, IDEMPOTENCY_PARAMETER],
         request=None,
-        responses={201: MemberSerializer, **error_responses(401, 404, 409, 422, 429)},
+        responses={
+            201: MemberSerializer,
+            **error_responses(400, 401, 404, 409, 422, 429, bad_request=BAD_IDEMPOTENCY_KEY),
+        },
     )
     @idempotent
     def post(self, request, invitation_id):
@@ -322,7 +332,7 @@ class InvitationDeclineView(APIView):
         tags=["Projects"],
         parameters=[INVITATION_ID, IDEMPOTENCY_PARAMETER],
         request=None,
-        responses={204: None, **error_responses(401, 404, 422, 429)},
+        responses={204: None, **error_responses(400, 401, 404, 422, 429, bad_request=BAD_IDEMPOTENCY_KEY)},
     )
     @idempotent
     def post(self, request, invitation_id):

@@ -493,13 +493,13 @@ def test_every_project_endpoint_needs_a_token(anonymous, project, method, path):
             "/invitations/{invitation_id}/accept",
             "post",
             "invitations_accept",
-            {"201", "401", "404", "409", "422", "429"},
+            {"201", "400", "401", "404", "409", "422", "429"},
         ),
         (
             "/invitations/{invitation_id}/decline",
             "post",
             "invitations_decline",
-            {"204", "401", "404", "422", "429"},
+            {"204", "400", "401", "404", "422", "429"},
         ),
     ],
 )
