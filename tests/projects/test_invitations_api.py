@@ -313,3 +313,28 @@ def test_operators_see_invitations_in_the_admin_and_cannot_edit_them(api, projec
     change = f"/admin/projects/invitation/{invited['id']}/change/"
     client.post(change, {"email": "eve@example.com", "role": "member", "status": "accepted"})
     assert Invitation.objects.get().email == "dana@example.com"
+
+
+def test_invitation_lists_cost_the_same_queries_for_few_or_many(
+    api, api_for, project, django_assert_max_num_queries
+):
+    invitee = UserFactory(email="dana@example.com")
+    me = api_for(invitee)
+    others = [ProjectFactory() for _ in range(30)]
+    invite(api, project, invitee.email)
+    me.get("/invitations")  # warm the tokens' last_used_at
+    api.get(invitations_url(project))
+    with django_assert_max_num_queries(10) as few_mine:
+        assert len(me.get("/invitations").json()["invitations"]) == 1
+    mine = len(few_mine.captured_queries)  # counted now: each request resets Django's query log
+    with django_assert_max_num_queries(10) as few_project:
+        assert len(api.get(invitations_url(project)).json()["invitations"]) == 1
+    projects = len(few_project.captured_queries)
+    for other in others:
+        invite(api_for(other.owner), other, invitee.email)
+    for n in range(30):
+        invite(api, project, f"someone{n}@example.com")
+    with django_assert_max_num_queries(mine):
+        assert len(me.get("/invitations").json()["invitations"]) == 31
+    with django_assert_max_num_queries(projects):
+        assert len(api.get(invitations_url(project)).json()["invitations"]) == 31
