@@ -12,7 +12,7 @@ Every log line, whether from our code, Django, Celery or httpx, goes through the
 A JSON line reads ``{"event": "...", "level": "info", "logger": "...", "timestamp": "...Z",
 "request_id": "...", ...}``. Before rendering, every value is scrubbed of secrets: Bearer
 credentials, the secret part of API tokens (``wsk_<key>_<secret>``) and agent tokens
-(``wsa_<id>_<mac>``), preview tokens, the password of a URL, and the values of the secret settings
+(``wsa_<id>_<mac>``), preview tokens, a URL's credential (``projects.redaction``), and the values of the secret settings
 (``SECRET_KEY``, ``API_TOKEN_PEPPER``, ``FLY_API_TOKEN``, ``METRICS_TOKEN``). The code does not log
 secrets in the first place (tests/test_logs.py checks that at DEBUG level); the scrubber is the
 second line of defence for what a library might print.
@@ -26,6 +26,8 @@ from typing import Any
 import structlog
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, get_contextvars
 
+from projects.redaction import redact_credentials
+
 __all__ = ["bind_contextvars", "clear_contextvars", "current_request_id", "each_logged", "logging_config"]
 
 REDACTED = "[redacted]"
@@ -34,7 +36,6 @@ _PATTERNS = [
     (re.compile(r"\b(wsk_[A-Za-z0-9]+_)[A-Za-z0-9]+"), rf"\1{REDACTED}"),
     (re.compile(r"\b(wsa_[0-9a-f]+_)[0-9a-f]+"), rf"\1{REDACTED}"),
     (re.compile(r"\b(ptk_)[A-Za-z0-9_\-]+"), rf"\1{REDACTED}"),
-    (re.compile(r"(\w+://[^:/@\s]+:)[^@\s]+@"), rf"\1{REDACTED}@"),  # scheme://user:password@host
 ]
 SECRET_SETTINGS = ("SECRET_KEY", "API_TOKEN_PEPPER", "FLY_API_TOKEN", "METRICS_TOKEN")
 _MIN_SECRET_LENGTH = 8  # shorter values would match ordinary words
@@ -64,6 +65,8 @@ def _secret_values() -> list[str]:
 
 
 def scrub(text: str) -> str:
+    # URLs' credentials (scheme://user:password@, scheme://token@), masked as everywhere else.
+    text = redact_credentials(text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     for value in _secret_values():

@@ -113,12 +113,6 @@ BAD_STATE = {
         }
     ],
 }
-NOT_A_MEMBER = {
-    "error": "The project's owner is not a member: their role cannot be changed and they cannot be removed.",
-    "code": "owner_not_member",
-}
-
-
 def _request_too_large_example() -> dict:
     failed = RequestTooLarge.for_limit(2621440)  # Django's default DATA_UPLOAD_MAX_MEMORY_SIZE
     return error_body(failed.message, failed.code, failed.details)

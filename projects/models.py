@@ -65,3 +65,46 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} in {self.project} ({self.role})"
+
+
+class Invitation(models.Model):
+    """An owner's offer of a role in a project to whoever has (or will have) an email address.
+
+    Nobody becomes a member without consent: the invited user accepts it (then a ``Membership`` is
+    made) or declines it. It names an email address, not a user, so that inviting says nothing about
+    whether that address has an account. The row stays after it is answered, for the record."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        REVOKED = "revoked", "Revoked"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(help_text="Lower-cased, as users' addresses are.")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was accepted, declined or revoked."
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One open invitation per address and project: inviting again refreshes it.
+            models.UniqueConstraint(
+                fields=["project", "email"],
+                condition=models.Q(status="pending"),
+                name="invitation_pending_unique_per_project",
+            )
+        ]
+        indexes = [models.Index(fields=["email", "status"], name="invitation_email_status_idx")]
+
+    def __str__(self):
+        return f"{self.email} to {self.project} ({self.role}, {self.status})"

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from accounts.models import User
 from config.errors import Forbidden, NotFound
-from projects.models import OWNER, Membership, Project, Role
+from projects.models import OWNER, Invitation, Membership, Project, Role
 
 # What each role may do, and how to say what it may not.
 ACTIONS = {
@@ -107,3 +108,46 @@ class _OwnerThenMembers:
 def project_members(project: Project) -> _OwnerThenMembers:
     """The project's people for ``GET /projects/{id}/members``: the owner first, then its members."""
     return _OwnerThenMembers(project)
+
+
+# --- invitations ----------------------------------------------------------------------------------
+
+
+def _open_invitations() -> QuerySet[Invitation]:
+    """Invitations that can still be answered: pending, not expired, to a live project. Every
+    invitation endpoint sees only these; any other id is a 404."""
+    return (
+        Invitation.objects.filter(
+            status=Invitation.Status.PENDING,
+            expires_at__gt=timezone.now(),
+            project__deleted_at__isnull=True,
+        )
+        .select_related("project", "invited_by")
+        .order_by("created_at", "id")
+    )
+
+
+def project_invitations(project: Project) -> QuerySet[Invitation]:
+    """A project's open invitations, oldest first (for its owner)."""
+    return _open_invitations().filter(project=project)
+
+
+def project_invitation_get(*, project: Project, invitation_id: str) -> Invitation:
+    invitation = project_invitations(project).filter(pk=parse_uuid(invitation_id, what="Invitation")).first()
+    if invitation is None:
+        raise NotFound("Invitation not found.")
+    return invitation
+
+
+def invitations_for(user: User) -> QuerySet[Invitation]:
+    """The open invitations addressed to the user's email address (stored lower-cased, as the
+    user's is): made before they had an account too."""
+    return _open_invitations().filter(email=user.email.lower())
+
+
+def invitation_get_for(*, user: User, invitation_id: str) -> Invitation:
+    """One of the user's own open invitations; anyone else's is a 404."""
+    invitation = invitations_for(user).filter(pk=parse_uuid(invitation_id, what="Invitation")).first()
+    if invitation is None:
+        raise NotFound("Invitation not found.")
+    return invitation

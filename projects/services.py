@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from config.errors import ApiError, Conflict, NotFound, ValidationFailed
-from projects.models import Membership, Project, Role
+from projects.models import Invitation, Membership, Project, Role
 
 if TYPE_CHECKING:
     from workspaces.services import Actor
@@ -100,6 +105,12 @@ class OwnerNotMember(ApiError):
     message = "The project's owner is not a member: their role cannot be changed and they cannot be removed."
 
 
+class OwnerCannotLeave(ApiError):
+    status_code = 409
+    code = "owner_cannot_leave"
+    message = "The owner cannot leave their project (it would have no owner); delete the project instead."
+
+
 def _check_role(role: str) -> None:
     if role not in Role.values:
         raise ValidationFailed.from_details(
@@ -112,35 +123,6 @@ def _check_role(role: str) -> None:
                 }
             ]
         )
-
-
-def membership_add(*, project: Project, email: str, role: str = Role.MEMBER) -> Membership:
-    """Gives the existing user with this email address (in any case) ``role`` in the project."""
-    _check_role(role)
-    # Emails are stored lower-cased (accounts.models.UserManager), so this equality uses the unique index.
-    user = User.objects.filter(email=email.lower()).first()
-    if user is None:
-        raise ValidationFailed.from_details(
-            [
-                {
-                    "field": "email",
-                    "code": "unknown_user",
-                    "message": f"No user has the email address {email!r}; they must have an account first.",
-                }
-            ]
-        )
-    if user.pk == project.owner_id:
-        raise Conflict(f"{user.email} owns this project.", code="already_member")
-    try:
-        with transaction.atomic():
-            return Membership.objects.create(project=project, user=user, role=role)
-    except IntegrityError:
-        # The unique constraint decides, so two concurrent adds of the same person cannot both win.
-        if Membership.objects.filter(project=project, user=user).exists():
-            raise Conflict(
-                f"{user.email} is already a member of this project.", code="already_member"
-            ) from None
-        raise
 
 
 def _membership(project: Project, user_id: uuid.UUID) -> Membership:
@@ -166,9 +148,101 @@ def membership_update(*, project: Project, user_id: uuid.UUID, role: str | None 
 
 
 def membership_remove(*, project: Project, user_id: uuid.UUID) -> None:
-    """Takes a member out of the project: they no longer see it. The owner cannot be removed."""
+    """Takes a member out of the project: they no longer see it. The owner cannot be removed, nor
+    leave (``owner_cannot_leave``): a project always has its owner. A member removes themselves
+    (leaves) with this too; the view decides who may remove whom."""
+    if user_id == project.owner_id:
+        raise OwnerCannotLeave()
     membership = _membership(project, user_id)
     with transaction.atomic():
         deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
     if not deleted:
         raise NotFound("Member not found.")
+
+
+# --- invitations ----------------------------------------------------------------------------------
+
+
+def _normalized_email(email: str) -> str:
+    try:
+        validate_email(email)
+    except DjangoValidationError:
+        raise ValidationFailed.from_details(
+            [{"field": "email", "code": "invalid_email", "message": "Enter a valid email address."}]
+        ) from None
+    return email.lower()  # as accounts.models.UserManager stores users' addresses
+
+
+def _expiry(now):
+    return now + timedelta(days=settings.PROJECT_INVITATION_EXPIRY_DAYS)
+
+
+def invitation_create(
+    *, project: Project, email: str, role: str = Role.MEMBER, invited_by: User
+) -> Invitation:
+    """Invites whoever has ``email`` (now or later) to take ``role`` in the project.
+
+    The same queries run, and the same answer comes back, whether or not the address has an
+    account: inviting is no way to learn who has one. Someone already in the project is a 409
+    (``already_member``): the owner sees the members anyway. Inviting an address that has a pending
+    invitation refreshes that one (its role, inviter and expiry), keeping its id."""
+    _check_role(role)
+    email = _normalized_email(email)
+    # One query, account or not: the owner or a member with this address.
+    in_project = User.objects.filter(email=email).filter(
+        Q(owned_projects=project) | Q(memberships__project=project)
+    )
+    if in_project.exists():
+        raise Conflict(f"{email} is already in this project.", code="already_member")
+    now = timezone.now()
+    fields = {"role": role, "invited_by": invited_by, "created_at": now, "expires_at": _expiry(now)}
+    try:
+        with transaction.atomic():
+            invitation, _ = Invitation.objects.update_or_create(
+                project=project, email=email, status=Invitation.Status.PENDING, defaults=fields
+            )
+    except IntegrityError:
+        # Two concurrent invitations of the same address: the unique constraint let one in; refresh it.
+        with transaction.atomic():
+            invitation = Invitation.objects.get(
+                project=project, email=email, status=Invitation.Status.PENDING
+            )
+            Invitation.objects.filter(pk=invitation.pk).update(**fields)
+            invitation.refresh_from_db()
+    return invitation
+
+
+def invitation_revoke(*, invitation: Invitation) -> None:
+    """The owner takes back a pending invitation; it can no longer be accepted."""
+    _answer(invitation, Invitation.Status.REVOKED)
+
+
+def invitation_decline(*, invitation: Invitation) -> None:
+    """The invited user says no; the owner may invite them again."""
+    _answer(invitation, Invitation.Status.DECLINED)
+
+
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    """The invited user joins the project with the invited role. The invitation is consumed and
+    the membership made in one transaction: a concurrent revoke or second accept loses (404)."""
+    with transaction.atomic():
+        _answer(invitation, Invitation.Status.ACCEPTED)
+        project = invitation.project
+        if user.pk == project.owner_id or Membership.objects.filter(project=project, user=user).exists():
+            raise Conflict(f"{user.email} is already in this project.", code="already_member")
+        try:
+            with transaction.atomic():
+                return Membership.objects.create(project=project, user=user, role=invitation.role)
+        except IntegrityError:
+            # Joined meanwhile by another invitation: the unique constraint decides, as in _answer.
+            raise Conflict(f"{user.email} is already in this project.", code="already_member") from None
+
+
+def _answer(invitation: Invitation, status: str) -> None:
+    # Conditional: an invitation is answered once, and an expired one not at all.
+    answered = Invitation.objects.filter(
+        pk=invitation.pk, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
+    ).update(status=status, answered_at=timezone.now())
+    if not answered:
+        raise NotFound("Invitation not found.")
+    invitation.status = status

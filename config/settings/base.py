@@ -212,6 +212,8 @@ WORKSPACE_HEARTBEAT_BASE_URL = env.str("WORKSPACE_HEARTBEAT_BASE_URL", default="
 # Which URL schemes a project's repo_url may use. `file` is off by default: with the local driver it
 # would let a user copy any directory of the host into their workspace.
 PROJECT_REPO_URL_SCHEMES = env.list("PROJECT_REPO_URL_SCHEMES", default=["https", "http", "ssh", "git"])
+# How long an invitation to a project (POST /projects/{id}/members) may be accepted.
+PROJECT_INVITATION_EXPIRY_DAYS = env.int("PROJECT_INVITATION_EXPIRY_DAYS", default=14)
 
 # The machine driver: "local" (the embedded default) or another registered driver.
 WORKSPACE_DRIVER = env.str("WORKSPACE_DRIVER", default="local")

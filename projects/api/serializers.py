@@ -5,7 +5,8 @@ from rest_framework.exceptions import ErrorDetail
 
 from config.openapi import NOT_BLANK, NamedEnum
 from config.serializers import HintedCharField, StrictCharField, StrictSerializer
-from projects.models import OWNER, Project, Role
+from projects.models import OWNER, Invitation, Project, Role
+from projects.redaction import keep_stored_credentials, redact_credentials
 from projects.validators import (
     BRANCH_SCHEMA_PATTERN,
     repo_url_schema_pattern,
@@ -39,7 +40,9 @@ class ProjectCreateInputSerializer(StrictSerializer):
         default=None,
         max_length=2048,
         validators=[_django_validator(validate_repo_url)],
-        help_text="A git repository cloned into each new workspace.",
+        help_text="A git repository cloned into each new workspace. A credential in it "
+        "(`https://user:password@host/...`, `https://token@host/...`) is stored for the clone but never "
+        "shown again: answers carry it masked (`https://user:***@host/...`).",
     )
     default_branch = HintedCharField(
         required=False,
@@ -59,8 +62,33 @@ class ProjectUpdateInputSerializer(ProjectCreateInputSerializer):
     # Used with ``partial=True``: no field is required and no default applies, so only what the
     # request names is changed. Same fields and validators as creation, by inheritance.
 
+    def to_internal_value(self, data):
+        # A client that read the project and sends its repo_url back unchanged sends the masked
+        # form (`https://user:***@host/...`): that means "keep it", so the stored URL, with its
+        # credential, is what is validated and kept. Any other value is taken as sent.
+        # The view gives the project in the context.
+        project = self.context.get("project")
+        if project is not None and isinstance(data, dict) and isinstance(data.get("repo_url"), str):
+            data = {**data, "repo_url": keep_stored_credentials(data["repo_url"], project.repo_url)}
+        return super().to_internal_value(data)
+
+
+class RepoUrlField(serializers.CharField):
+    """A project's ``repo_url`` as answers show it: any credential in it masked."""
+
+    def to_representation(self, value):
+        return redact_credentials(super().to_representation(value))
+
 
 class ProjectSerializer(serializers.ModelSerializer):
+    repo_url = RepoUrlField(
+        read_only=True,
+        allow_null=True,
+        help_text="Cloned into each new workspace. A credential in it is shown masked, to every role: "
+        "`https://user:***@host/x.git`, or `https://***@host/x.git` for a token. Sending this masked value "
+        "back unchanged in a `PATCH` keeps the stored credential.",
+    )
+
     class Meta:
         model = Project
         fields = ["id", "name", "description", "repo_url", "default_branch", "created_at", "updated_at"]
@@ -93,9 +121,12 @@ class ProjectRoleField(NamedEnum, serializers.ChoiceField):
 
 @extend_schema_serializer(component_name="MemberCreate")  # request bodies: "MemberCreateRequest"
 class MemberCreateInputSerializer(StrictSerializer):
-    """Who to add (an existing user, by email address in any case) and with which role."""
+    """Whom to invite (an email address, in any case; it need not have an account yet) and with which role."""
 
-    email = StrictCharField(max_length=254, help_text="The email address of an existing user.")
+    email = StrictCharField(
+        max_length=254,
+        help_text="The address to invite. Whoever has (or later signs up with) it sees the invitation.",
+    )
     role = RoleInputField(
         required=False, default=Role.MEMBER, help_text="`member` (the default) or `viewer`."
     )
@@ -115,3 +146,30 @@ class MemberSerializer(serializers.Serializer):
     email = serializers.EmailField(source="user.email")
     role = ProjectRoleField()
     created_at = serializers.DateTimeField(help_text="When they joined the project.")
+
+
+class InvitationStatusField(NamedEnum, serializers.ChoiceField):
+    enum_name = "InvitationStatus"
+    enum_values = [Invitation.Status.PENDING.value]
+    enum_description = "`pending`: waiting for an answer. Accepted, declined, revoked and expired invitations are gone from the API."
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=self.enum_values, **kwargs)
+
+
+class InvitationSerializer(serializers.Serializer):
+    """An invitation to join a project, waiting for the invited person's answer."""
+
+    id = serializers.UUIDField()
+    project_id = serializers.UUIDField()
+    project_name = serializers.CharField(source="project.name", help_text="So that the invited person knows.")
+    email = serializers.EmailField(help_text="The invited address, lower-cased.")
+    role = RoleInputField(help_text="The role they get by accepting: `member` or `viewer`.")
+    status = InvitationStatusField()
+    invited_by = serializers.EmailField(
+        source="invited_by.email",
+        allow_null=True,
+        help_text="Who invited them (null if that account is gone).",
+    )
+    created_at = serializers.DateTimeField(help_text="When it was made, or last renewed by inviting again.")
+    expires_at = serializers.DateTimeField(help_text="After this it can no longer be accepted.")

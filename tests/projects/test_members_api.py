@@ -1,10 +1,11 @@
-"""A project's members: the owner lists, adds, changes and removes them; members and viewers look."""
+"""A project's members: the owner lists, invites, changes and removes them; members and viewers look,
+and may leave. (Invitations themselves: test_invitations_api.py.)"""
 
 import uuid
 
 import pytest
 
-from projects.models import Membership, Role
+from projects.models import Invitation, Membership, Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -103,12 +104,19 @@ def test_the_members_list_costs_the_same_queries_for_few_or_many(api, project, d
         assert len(api.get(members_url(project)).json()["members"]) == 33
 
 
-# --- POST /projects/{id}/members ------------------------------------------------------------------
+# --- POST /projects/{id}/members: an invitation, accepted --------------------------------------------
 
 
-def test_add_a_member_by_email_in_any_case(api, api_for, project):
+def join(owner_api, someone_api, project, email, **body):
+    """Invite ``email`` as the owner, then accept as ``someone``: how anyone becomes a member."""
+    invited = owner_api.post(members_url(project), {"email": email, **body})
+    assert invited.status_code == 201, invited.content
+    return someone_api.post(f"/invitations/{invited.json()['id']}/accept")
+
+
+def test_add_a_member_by_email_in_any_case_once_they_accept(api, api_for, project):
     someone = UserFactory(email="dana@example.com")
-    response = api.post(members_url(project), {"email": "Dana@Example.COM", "role": "viewer"})
+    response = join(api, api_for(someone), project, "Dana@Example.COM", role="viewer")
     assert response.status_code == 201, response.content
     body = response.json()
     assert set(body) == MEMBER_FIELDS
@@ -120,22 +128,20 @@ def test_add_a_member_by_email_in_any_case(api, api_for, project):
     assert api_for(someone).post(f"/projects/{project.id}/workspaces").status_code == 403
 
 
-def test_the_role_defaults_to_member(api, project):
+def test_nobody_is_a_member_before_accepting(api, api_for, project):
     someone = UserFactory()
-    response = api.post(members_url(project), {"email": someone.email})
+    assert api.post(members_url(project), {"email": someone.email}).status_code == 201
+    assert not Membership.objects.exists()
+    assert [m["role"] for m in api.get(members_url(project)).json()["members"]] == ["owner"]
+    assert api_for(someone).get(f"/projects/{project.id}").status_code == 404
+
+
+def test_the_role_defaults_to_member(api, api_for, project):
+    someone = UserFactory()
+    response = join(api, api_for(someone), project, someone.email)
     assert response.status_code == 201
     assert response.json()["role"] == "member"
     assert Membership.objects.get(project=project, user=someone).role == Role.MEMBER
-
-
-def test_an_unknown_email_is_a_400(api, project):
-    response = api.post(members_url(project), {"email": "nobody@example.com"})
-    assert response.status_code == 400
-    body = response.json()
-    assert body["code"] == "validation_error"
-    assert body["details"][0]["field"] == "email"
-    assert body["details"][0]["code"] == "unknown_user"
-    assert not Membership.objects.exists()
 
 
 @pytest.mark.parametrize("who", ["owner", "member"])
@@ -145,6 +151,7 @@ def test_adding_someone_already_in_the_project_is_a_409(api, user, project, memb
     assert response.status_code == 409
     assert response.json()["code"] == "already_member"
     assert list(Membership.objects.values_list("user_id", "role")) == [(member.id, Role.MEMBER)]
+    assert not Invitation.objects.exists()
 
 
 @pytest.mark.parametrize("role", ["owner", "admin", "", "Member", " member"])
@@ -154,7 +161,7 @@ def test_an_invalid_role_is_a_400_that_lists_the_choices(api, project, role):
     (detail,) = response.json()["details"]
     assert (detail["field"], detail["code"]) == ("role", "invalid_choice")
     assert detail["allowed"] == {"choices": ["member", "viewer"]}
-    assert not Membership.objects.exists()
+    assert not Invitation.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -166,6 +173,8 @@ def test_an_invalid_role_is_a_400_that_lists_the_choices(api, project, role):
         ({"email": "a@example.com", "role": None}, "role", "invalid_type"),
         ({"email": "a@example.com", "role": 1}, "role", "invalid_type"),
         ({"email": "a@example.com", "user_id": "x"}, "user_id", "unknown_field"),
+        ({"email": "not an address"}, "email", "invalid_email"),
+        ({"email": ""}, "email", "blank"),
     ],
 )
 def test_invalid_member_bodies(api, project, body, field, code):
@@ -174,7 +183,7 @@ def test_invalid_member_bodies(api, project, body, field, code):
     assert response.status_code == 400, response.content
     assert response.json()["details"][0]["field"] == field
     assert response.json()["details"][0]["code"] == code
-    assert not Membership.objects.exists()
+    assert not Invitation.objects.exists()
 
 
 # --- PATCH /projects/{id}/members/{user_id} -------------------------------------------------------
@@ -229,20 +238,45 @@ def test_remove_a_member(api, api_for, project, member, viewer):
     assert delete(api, members_url(project, member.id)).status_code == 404
 
 
-def test_a_removed_member_can_be_added_again(api, project, member):
+def test_a_removed_member_can_be_added_again(api, api_for, project, member):
     assert delete(api, members_url(project, member.id)).status_code == 204
-    assert api.post(members_url(project), {"email": member.email}).status_code == 201
+    assert join(api, api_for(member), project, member.email).status_code == 201
+
+
+# --- leaving ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.MEMBER, Role.VIEWER])
+def test_a_member_or_viewer_can_leave(api, api_for, project, role):
+    leaver = MembershipFactory(project=project, role=role).user
+    stays = MembershipFactory(project=project).user
+    response = delete(api_for(leaver), members_url(project, leaver.id))
+    assert response.status_code == 204, response.content
+    assert api_for(leaver).get(f"/projects/{project.id}").status_code == 404
+    assert api_for(leaver).get("/projects").json() == {"projects": []}
+    assert list(Membership.objects.values_list("user_id", flat=True)) == [stays.id]
+    # Gone: leaving twice finds no project.
+    assert delete(api_for(leaver), members_url(project, leaver.id)).status_code == 404
+
+
+def test_the_owner_cannot_leave_their_project(api, user, project):
+    response = delete(api, members_url(project, user.id))
+    assert response.status_code == 409
+    assert response.json()["code"] == "owner_cannot_leave"
+    assert api.get(members_url(project)).json()["members"][0]["user_id"] == str(user.id)
 
 
 # --- the owner is not a member; unknown members ---------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["patch", "delete"])
-def test_the_owner_cannot_be_changed_or_removed(api, user, project, method):
+@pytest.mark.parametrize(
+    ("method", "status", "code"), [("patch", 400, "owner_not_member"), ("delete", 409, "owner_cannot_leave")]
+)
+def test_the_owner_cannot_be_changed_or_removed(api, user, project, method, status, code):
     path = members_url(project, user.id)
     response = patch(api, path, {"role": "viewer"}) if method == "patch" else delete(api, path)
-    assert response.status_code == 400
-    assert response.json()["code"] == "owner_not_member"
+    assert response.status_code == status
+    assert response.json()["code"] == code
     assert api.get(f"/projects/{project.id}").status_code == 200
     assert api.get(members_url(project)).json()["members"][0]["role"] == "owner"
 
@@ -270,18 +304,19 @@ MEMBERS_MATRIX = {
 
 @pytest.mark.parametrize("who", ["owner", "member", "viewer", "stranger"])
 @pytest.mark.parametrize("operation", list(MEMBERS_MATRIX))
-def test_who_may_do_what_to_members(people, project, viewer, who, operation):
+def test_who_may_do_what_to_members(people, project, who, operation):
     caller = people[who]
     newcomer = UserFactory()
+    someone_else = MembershipFactory(project=project, role=Role.VIEWER).user  # not the caller
     before = set(Membership.objects.values_list("user_id", "role"))
     if operation == "list":
         response = caller.get(members_url(project))
     elif operation == "add":
         response = caller.post(members_url(project), {"email": newcomer.email})
     elif operation == "change":
-        response = patch(caller, members_url(project, viewer.id), {"role": "member"})
+        response = patch(caller, members_url(project, someone_else.id), {"role": "member"})
     else:
-        response = delete(caller, members_url(project, viewer.id))
+        response = delete(caller, members_url(project, someone_else.id))
     expected = MEMBERS_MATRIX[operation][who]
     assert response.status_code == expected, response.content
     if expected == 403:
@@ -290,6 +325,7 @@ def test_who_may_do_what_to_members(people, project, viewer, who, operation):
         assert response.json() == {"error": "Project not found.", "code": "not_found"}
     if expected >= 400:
         assert set(Membership.objects.values_list("user_id", "role")) == before
+        assert not Invitation.objects.exists()
 
 
 def test_members_of_another_project_are_strangers_here(api_for, project):

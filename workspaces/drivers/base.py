@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from projects.redaction import redact_credentials
 from workspaces.hardware import Hardware, Problem
 
 
@@ -47,10 +48,13 @@ class Machine:
 class DriverError(Exception):
     """A provider call failed. ``transient`` errors are worth retrying; the others are final.
 
-    ``message`` is written for the workspace's owner: it becomes the workspace's ``error_message``.
+    ``message`` is written for the workspace's owner: it becomes the workspace's ``error_message``,
+    its events and the logs, so any repository credential in it (a provider or git quoting the URL)
+    is masked here, once for every driver.
     """
 
     def __init__(self, message: str, *, transient: bool = False, request_id: str | None = None):
+        message = redact_credentials(message)
         super().__init__(message)
         self.message = message
         self.transient = transient

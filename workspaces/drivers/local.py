@@ -52,6 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from projects.redaction import redact_credentials as redact
 from workspaces.hardware import Hardware, Problem
 
 from .base import Driver, DriverError, Machine, MachineSpec
@@ -72,13 +73,7 @@ POLL_SECONDS = 0.05
 PROBE_TIMEOUT_SECONDS = 0.5
 
 _WORKSPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 _LOG_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
-
-
-def redact(text: str) -> str:
-    """``text`` with any ``user:password@`` taken out of the URLs in it."""
-    return _CREDENTIALS.sub(r"\1", text)
 
 
 def _now() -> str:
