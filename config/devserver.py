@@ -26,6 +26,10 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     # Machines send their heartbeats to this server, wherever HOST and PORT put it.
     os.environ.setdefault("WORKSPACE_HEARTBEAT_BASE_URL", f"http://{HOST}:{PORT}")
+    # The demo project clones a repository under var/ (file://), a scheme a deployment leaves off (it
+    # would let a user copy any host directory into a workspace); on your own machine, it is allowed.
+    # The web server and both workers inherit it.
+    os.environ.setdefault("PROJECT_REPO_URL_SCHEMES", "https,http,ssh,git,file")
     import django
 
     django.setup()
