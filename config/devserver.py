@@ -1,8 +1,8 @@
 """`make run`: the whole system on the embedded default, in one command.
 
 Migrates the database, makes a demo user with a fresh API token and a demo project (whose repository
-is a small local git repository, so that cloning works with no network), starts the web server and a
-Celery worker, and prints how to call the API. Ctrl-C stops both. Workspaces are real detached
+is a small local git repository, so that cloning works with no network), starts the web server, a
+Celery worker and a Celery worker for the clone queue, and prints how to call the API. Ctrl-C stops them. Workspaces are real detached
 processes, like machines at a provider: they keep running after Ctrl-C.
 """
 
@@ -49,10 +49,17 @@ def main() -> int:
         + ["--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
         cwd=ROOT,
     )
+    # The clone worker: provisioning runs that clone a repository have their own queue and slots
+    # (WORKSPACE_CLONE_QUEUE), so a repository that hangs never holds the worker above.
+    clone_worker = subprocess.Popen(  # noqa: S603
+        [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2"]
+        + ["-Q", settings.WORKSPACE_CLONE_QUEUE, "-n", "clones@%h"],
+        cwd=ROOT,
+    )
     web = subprocess.Popen(  # noqa: S603
         [python, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT
     )
-    children = [web, worker]
+    children = [web, worker, clone_worker]
 
     def stop(*_):
         for child in children:
@@ -126,7 +133,7 @@ def _print_instructions(settings, token, password, project):
     print(
         f"""
 ================================================================================
- Running: web on {base}, one Celery worker with beat, driver '{settings.WORKSPACE_DRIVER}'.
+ Running: web on {base}, a Celery worker with beat and one for clones, driver '{settings.WORKSPACE_DRIVER}'.
 
  Create a workspace in the demo project:
 
@@ -142,7 +149,7 @@ def _print_instructions(settings, token, password, project):
  Then its process answers on its private_ip:  curl http://PRIVATE_IP:{settings.LOCAL_DRIVER_AGENT_PORT}/health
 
  API docs: {base}/docs     Admin: {base}/admin/  ({DEMO_EMAIL} / {password})
- Ctrl-C stops web and worker; workspace processes keep running, like machines.
+ Ctrl-C stops web and workers; workspace processes keep running, like machines.
 ================================================================================
 """,
         flush=True,
