@@ -39,7 +39,11 @@ class ProjectCreateInputSerializer(StrictSerializer):
         default=None,
         max_length=2048,
         validators=[_django_validator(validate_repo_url)],
-        help_text="A git repository cloned into each new workspace.",
+        help_text=(
+            "A git repository cloned into each new workspace. A host written as an internal address"
+            " (loopback, private, link-local...) is refused (`egress_refused`); a name is checked when"
+            " it is cloned."
+        ),
     )
     default_branch = HintedCharField(
         required=False,
