@@ -54,6 +54,7 @@ class Listener:
         self.port = self.server.getsockname()[1]
         self.reply = reply
         self.connections: list[socket.socket] = []
+        self.received: list[bytes] = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -69,7 +70,11 @@ class Listener:
                 return
             self.connections.append(connection)
             if self.reply is not None:
-                connection.recv(65536)
+                connection.settimeout(5)
+                try:
+                    self.received.append(connection.recv(65536))
+                except TimeoutError:
+                    self.received.append(b"")  # the client speaks second (ssh)
                 connection.sendall(self.reply)
                 connection.close()
 
@@ -149,6 +154,42 @@ def test_what_a_remote_answers_is_never_echoed(driver, listener, reply):
         f"Could not clone git://127.0.0.1:{port}/repo.git: "
         "could not connect, or the server did not answer as a git server."
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("scheme", "url"),
+    [
+        ("http", "http://git.example.test:{port}/org/repo.git"),
+        ("git", "git://git.example.test:{port}/org/repo.git"),
+        ("ssh", "ssh://git@git.example.test:{port}/org/repo.git"),
+    ],
+)
+def test_git_connects_to_the_address_that_was_checked_not_to_a_new_lookup(
+    driver, listener, monkeypatch, scheme, url
+):
+    # The name resolves (for the policy's check, in this process) to the listener's address; git,
+    # in its own process, could not resolve it at all (.test is reserved): it can only get there
+    # through the address it was given. A rebinding DNS server gets no second question.
+    server = listener(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    real = socket.getaddrinfo
+    looked_up = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "git.example.test":
+            looked_up.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    with pytest.raises(DriverError):
+        driver.create(spec(f"ws-{scheme}", url.format(port=server.port)))
+
+    assert looked_up == ["git.example.test"]
+    wait_until(lambda: server.received, "git to connect")
+    if scheme == "http":  # the name is kept where it matters (Host, TLS), only the address is pinned
+        assert f"Host: git.example.test:{server.port}".encode() in server.received[0]
 
 
 # --- git's environment ----------------------------------------------------------------------------------
