@@ -145,7 +145,7 @@ def workspace_create(
         )
         _insert_with_event(workspace, event)
         # After commit: a worker must never look for a row that is not there yet.
-        _queue_after_commit(provision_workspace, workspace)
+        _queue_after_commit(provision_workspace, workspace, queue=provision_queue(workspace))
     return workspace
 
 
@@ -244,7 +244,7 @@ def workspace_start(*, workspace: Workspace, actor: Actor) -> Workspace:
             workspace, S.STARTING, actor, message="Start requested.", last_activity_at=timezone.now()
         ):
             _refresh_and_refuse(workspace, "start")
-        _queue_after_commit(provision_workspace, workspace)
+        _queue_after_commit(provision_workspace, workspace, queue=provision_queue(workspace))
     return workspace
 
 
@@ -604,13 +604,12 @@ def send(task, workspace_id: str, *, queue: str | None = None) -> None:
         task.delay(workspace_id)
 
 
-def _queue_after_commit(task, workspace: Workspace) -> None:
+def _queue_after_commit(task, workspace: Workspace, *, queue: str | None = None) -> None:
     """Send ``task`` for this workspace once the transaction commits (a worker must never look for
     a row that is not there yet). If the broker cannot take it then — down, restarting — the
     request still succeeds: the row is committed, the failure is logged, and the reconciler queues
-    the work again when it sees no progress. Provisioning that clones goes to its own queue."""
+    the work again when it sees no progress. ``queue``: None for the default queue."""
     workspace_id = str(workspace.id)
-    queue = provision_queue(workspace) if task.name.endswith(".provision_workspace") else None
 
     def send_task():  # a named function: Django's robust on_commit logs failures by __qualname__
         send(task, workspace_id, queue=queue)
