@@ -1,8 +1,8 @@
 """`make run`: the whole system on the embedded default, in one command.
 
 Migrates the database, makes a demo user with a fresh API token and a demo project (whose repository
-is a small local git repository, so that cloning works with no network), starts the web server and a
-Celery worker, and prints how to call the API. Ctrl-C stops both. Workspaces are real detached
+is a small local git repository, so that cloning works with no network), starts the web server, a
+Celery worker and a Celery worker for the clone queue, and prints how to call the API. Ctrl-C stops them. Workspaces are real detached
 processes, like machines at a provider: they keep running after Ctrl-C.
 """
 
@@ -26,6 +26,10 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     # Machines send their heartbeats to this server, wherever HOST and PORT put it.
     os.environ.setdefault("WORKSPACE_HEARTBEAT_BASE_URL", f"http://{HOST}:{PORT}")
+    # The demo project clones a repository under var/ (file://), a scheme a deployment leaves off (it
+    # would let a user copy any host directory into a workspace); on your own machine, it is allowed.
+    # The web server and both workers inherit it.
+    os.environ.setdefault("PROJECT_REPO_URL_SCHEMES", "https,http,ssh,git,file")
     import django
 
     django.setup()
@@ -45,10 +49,17 @@ def main() -> int:
         + ["--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
         cwd=ROOT,
     )
+    # The clone worker: provisioning runs that clone a repository have their own queue and slots
+    # (WORKSPACE_CLONE_QUEUE), so a repository that hangs never holds the worker above.
+    clone_worker = subprocess.Popen(  # noqa: S603
+        [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2"]
+        + ["-Q", settings.WORKSPACE_CLONE_QUEUE, "-n", "clones@%h"],
+        cwd=ROOT,
+    )
     web = subprocess.Popen(  # noqa: S603
         [python, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT
     )
-    children = [web, worker]
+    children = [web, worker, clone_worker]
 
     def stop(*_):
         for child in children:
@@ -122,7 +133,7 @@ def _print_instructions(settings, token, password, project):
     print(
         f"""
 ================================================================================
- Running: web on {base}, one Celery worker with beat, driver '{settings.WORKSPACE_DRIVER}'.
+ Running: web on {base}, a Celery worker with beat and one for clones, driver '{settings.WORKSPACE_DRIVER}'.
 
  Create a workspace in the demo project:
 
@@ -138,7 +149,7 @@ def _print_instructions(settings, token, password, project):
  Then its process answers on its private_ip:  curl http://PRIVATE_IP:{settings.LOCAL_DRIVER_AGENT_PORT}/health
 
  API docs: {base}/docs     Admin: {base}/admin/  ({DEMO_EMAIL} / {password})
- Ctrl-C stops web and worker; workspace processes keep running, like machines.
+ Ctrl-C stops web and workers; workspace processes keep running, like machines.
 ================================================================================
 """,
         flush=True,

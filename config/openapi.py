@@ -113,6 +113,8 @@ BAD_STATE = {
         }
     ],
 }
+
+
 def _request_too_large_example() -> dict:
     failed = RequestTooLarge.for_limit(2621440)  # Django's default DATA_UPLOAD_MAX_MEMORY_SIZE
     return error_body(failed.message, failed.code, failed.details)

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from projects.validators import validate_branch, validate_repo_url
+
 
 class Role(models.TextChoices):
     """What a person may do in a project. The owner may do everything and is not a membership."""
@@ -24,10 +26,16 @@ class Project(models.Model):
     )
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True, default="")
+    # The validators are the API's (projects/validators.py), on the fields so that every ModelForm,
+    # the admin's included, applies them too: no host directories, no internal addresses, no options.
     repo_url = models.CharField(
-        max_length=2048, null=True, blank=True, help_text="Cloned into each new workspace."
+        max_length=2048,
+        null=True,
+        blank=True,
+        validators=[validate_repo_url],
+        help_text="Cloned into each new workspace.",
     )
-    default_branch = models.CharField(max_length=255, null=True, blank=True)
+    default_branch = models.CharField(max_length=255, null=True, blank=True, validators=[validate_branch])
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(

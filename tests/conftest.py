@@ -100,9 +100,12 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         database_url = database_url_for_processes()
     app.control.purge()  # messages left by an earlier, interrupted run
     worker = WorkerProcess(
-        {"DATABASE_URL": database_url},
+        # Tests make file:// projects (with override_settings in the test process): the worker
+        # that clones them allows the scheme too.
+        {"DATABASE_URL": database_url, "PROJECT_REPO_URL_SCHEMES": "https,http,ssh,git,file"},
         tmp_path_factory.mktemp("worker"),
         queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+        clone_queue=settings.WORKSPACE_CLONE_QUEUE,
     )
     worker.start()
     yield worker
@@ -132,6 +135,12 @@ def tasks_not_sent(monkeypatch):
     for name in ("provision_workspace", "stop_workspace", "destroy_workspace"):
         monkeypatch.setattr(
             getattr(tasks, name), "delay", lambda *args, _name=name: sent.append((_name, args))
+        )
+        # Sent to a queue of its own (a provisioning that clones): recorded the same way.
+        monkeypatch.setattr(
+            getattr(tasks, name),
+            "apply_async",
+            lambda args=(), kwargs=None, _name=name, **options: sent.append((_name, tuple(args))),
         )
     return sent
 

@@ -105,9 +105,12 @@ class _Process:
 
 
 class WorkerProcess(_Process):
-    """A real ``celery worker`` process consuming ``queue``. Tests may kill it (``kill()``) and start
-    it again (``start()``), as an operator's supervisor would. ``pool`` and ``concurrency`` are
-    Celery's ``--pool`` and ``--concurrency`` (solo by default: one task at a time, no child process)."""
+    """A real ``celery worker`` process consuming ``queue`` and the clone queue (``clone_queue``,
+    ``<queue>.clones`` by default: WORKSPACE_CLONE_QUEUE's default), so that one worker does all the
+    work; ``consume="default"`` or ``consume="clones"`` makes it consume only one of them, as the
+    deployments' two kinds of worker do. Tests may kill it (``kill()``) and start it again
+    (``start()``), as an operator's supervisor would. ``pool`` and ``concurrency`` are Celery's
+    ``--pool`` and ``--concurrency`` (solo by default: one task at a time, no child process)."""
 
     name = "worker"
 
@@ -120,10 +123,18 @@ class WorkerProcess(_Process):
         name: str = "worker",
         pool: str = "solo",
         concurrency: int | None = None,
+        clone_queue: str | None = None,
+        consume: str = "both",
     ):
         self.name = name
         super().__init__(env, log_dir)
         self.queue = queue
+        self.clone_queue = clone_queue or f"{queue}.clones"
+        self.queues = {
+            "both": [queue, self.clone_queue],
+            "default": [queue],
+            "clones": [self.clone_queue],
+        }[consume]
         self.pool = pool
         self.concurrency = concurrency
 
@@ -136,7 +147,7 @@ class WorkerProcess(_Process):
                 "--without-mingle",
                 "--without-gossip",
                 "-Q",
-                self.queue,
+                ",".join(self.queues),
                 "-n",
                 f"{self.name}-{os.getpid()}@%h",
             ),

@@ -148,7 +148,8 @@ def _queue(operation: str, workspace: Workspace) -> None:
     from workspaces.tasks import destroy_workspace, provision_workspace, stop_workspace
 
     task = {"provision": provision_workspace, "stop": stop_workspace, "destroy": destroy_workspace}[operation]
-    task.delay(str(workspace.id))
+    queue = services.provision_queue(workspace) if operation == "provision" else None
+    services.send(task, str(workspace.id), queue=queue)
 
 
 # --- 3. inventory -----------------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def workspace_create(
         )
         _insert_with_event(workspace, event)
         # After commit: a worker must never look for a row that is not there yet.
-        _queue_after_commit(provision_workspace, workspace)
+        _queue_after_commit(provision_workspace, workspace, queue=provision_queue(workspace))
     return workspace
 
 
@@ -244,7 +244,7 @@ def workspace_start(*, workspace: Workspace, actor: Actor) -> Workspace:
             workspace, S.STARTING, actor, message="Start requested.", last_activity_at=timezone.now()
         ):
             _refresh_and_refuse(workspace, "start")
-        _queue_after_commit(provision_workspace, workspace)
+        _queue_after_commit(provision_workspace, workspace, queue=provision_queue(workspace))
     return workspace
 
 
@@ -582,15 +582,37 @@ def _update_if(workspace: Workspace, **fields: Any) -> bool:
     return True
 
 
-def _queue_after_commit(task, workspace: Workspace) -> None:
+def provision_queue(workspace: Workspace) -> str | None:
+    """The queue for this workspace's provisioning: ``WORKSPACE_CLONE_QUEUE`` if the run may clone
+    the project's repository on this host (a driver that clones in the worker, a repository, and
+    no machine yet: one that never ran is made anew, clone included), else None (the default queue).
+    A repository that hangs then holds only the clone workers' slots."""
+    if (
+        workspace.provisioned_at is None
+        and workspace.project.repo_url
+        and get_driver(workspace.driver).clones_on_host
+    ):
+        return settings.WORKSPACE_CLONE_QUEUE
+    return None
+
+
+def send(task, workspace_id: str, *, queue: str | None = None) -> None:
+    """Send ``task`` for a workspace now, to ``queue`` (the default queue if None)."""
+    if queue:
+        task.apply_async((workspace_id,), queue=queue)
+    else:
+        task.delay(workspace_id)
+
+
+def _queue_after_commit(task, workspace: Workspace, *, queue: str | None = None) -> None:
     """Send ``task`` for this workspace once the transaction commits (a worker must never look for
     a row that is not there yet). If the broker cannot take it then — down, restarting — the
     request still succeeds: the row is committed, the failure is logged, and the reconciler queues
-    the work again when it sees no progress."""
+    the work again when it sees no progress. ``queue``: None for the default queue."""
     workspace_id = str(workspace.id)
 
     def send_task():  # a named function: Django's robust on_commit logs failures by __qualname__
-        task.delay(workspace_id)
+        send(task, workspace_id, queue=queue)
 
     transaction.on_commit(send_task, robust=True)
 

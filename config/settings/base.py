@@ -5,10 +5,12 @@ broker and the ``local`` machine driver, all kept under ``var/`` in the checkout
 ``DATABASE_URL`` at PostgreSQL and ``CELERY_BROKER_URL`` at Redis.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config.logs import logging_config
 
@@ -214,12 +216,25 @@ WORKSPACE_HEARTBEAT_BASE_URL = env.str("WORKSPACE_HEARTBEAT_BASE_URL", default="
 PROJECT_REPO_URL_SCHEMES = env.list("PROJECT_REPO_URL_SCHEMES", default=["https", "http", "ssh", "git"])
 # How long an invitation to a project (POST /projects/{id}/members) may be accepted.
 PROJECT_INVITATION_EXPIRY_DAYS = env.int("PROJECT_INVITATION_EXPIRY_DAYS", default=14)
+# The egress policy (config/egress.py): the control plane connects to no loopback, private, link-local
+# (cloud metadata), unique-local, shared (CGNAT), multicast or reserved address on a user's behalf (a
+# project's repo_url), except in the networks listed here (CIDRs, e.g. "10.20.0.0/16,fd00:1::/64" for
+# an internal git server). Empty by default.
+EGRESS_ALLOWED_NETWORKS = env.list("EGRESS_ALLOWED_NETWORKS", default=[])
+for _cidr in EGRESS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"EGRESS_ALLOWED_NETWORKS: {_cidr!r} is not a network ({_exc}).") from None
 
 # The machine driver: "local" (the embedded default) or another registered driver.
 WORKSPACE_DRIVER = env.str("WORKSPACE_DRIVER", default="local")
 LOCAL_DRIVER_ROOT = Path(env.str("LOCAL_DRIVER_ROOT", default=str(VAR_DIR / "local-machines")))
 LOCAL_DRIVER_AGENT_PORT = env.int("LOCAL_DRIVER_AGENT_PORT", default=8080)
 LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS = env.float("LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS", default=300)
+# A clone slower than 1 KiB/s for this long is abandoned (git's http.lowSpeedLimit/lowSpeedTime), well
+# before the timeout above: a repository that accepts the connection and then stalls gives its slot back.
+LOCAL_DRIVER_CLONE_LOW_SPEED_SECONDS = env.int("LOCAL_DRIVER_CLONE_LOW_SPEED_SECONDS", default=60)
 # The fly driver (WORKSPACE_DRIVER=fly): the Fly.io Machines API. With that driver selected, start-up
 # fails naming whichever of the token, app, region and image is missing (workspaces/apps.py).
 FLY_API_TOKEN = env.str("FLY_API_TOKEN", default="")
@@ -257,6 +272,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL, CE
 # The queue tasks are sent to and workers consume (and their readiness heartbeat's key): two
 # deployments may share one Redis with a queue each.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Provisioning runs that clone a repository on this host (the local driver) go to a queue of their own,
+# consumed by a worker of its own (own concurrency and time limit: Procfile, compose.yaml, deploy/k8s):
+# a slow or hanging repository then holds only clone slots, never those that start, stop and destroy
+# workspaces or create the ones without a repository. Within that queue it is first come, first served.
+WORKSPACE_CLONE_QUEUE = env.str("WORKSPACE_CLONE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}.clones")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"

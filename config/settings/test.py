@@ -19,6 +19,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL, CE
 # A queue of the test run's own, so that a development worker on the same broker takes nothing.
 # Live-server tests (tests/live.py) give their web and worker processes yet another one.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="tests")
+WORKSPACE_CLONE_QUEUE = env.str("WORKSPACE_CLONE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}.clones")
+# Tests clone from git daemons and HTTP servers on 127.0.0.1: loopback is allowed here. The tests of
+# the egress policy itself set it back to empty (in-process with ``settings``, or in a worker's env).
+EGRESS_ALLOWED_NETWORKS = env.list("EGRESS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 
 LOCAL_DRIVER_ROOT = TEST_VAR_DIR / "local-machines"
 LOCAL_DRIVER_AGENT_PORT = env.int("LOCAL_DRIVER_AGENT_PORT", default=18080)

@@ -40,9 +40,13 @@ class ProjectCreateInputSerializer(StrictSerializer):
         default=None,
         max_length=2048,
         validators=[_django_validator(validate_repo_url)],
-        help_text="A git repository cloned into each new workspace. A credential in it "
-        "(`https://user:password@host/...`, `https://token@host/...`) is stored for the clone but never "
-        "shown again: answers carry it masked (`https://user:***@host/...`).",
+        help_text=(
+            "A git repository cloned into each new workspace. A host written as an internal address"
+            " (loopback, private, link-local...) is refused (`egress_refused`); a name is checked when"
+            " it is cloned. A credential in it (`https://user:password@host/...`, `https://token@host/...`)"
+            " is stored for the clone but never shown again: answers carry it masked"
+            " (`https://user:***@host/...`)."
+        ),
     )
     default_branch = HintedCharField(
         required=False,

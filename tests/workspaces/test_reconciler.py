@@ -23,9 +23,9 @@ HOUR = timedelta(hours=1)
 
 @pytest.fixture
 def make_workspace(user, local_machines):
-    def make(status=S.CREATING, *, age=timedelta(0), **fields):
+    def make(status=S.CREATING, *, age=timedelta(0), project=None, **fields):
         return WorkspaceFactory(
-            project=ProjectFactory(owner=user),
+            project=project or ProjectFactory(owner=user),
             status=status,
             status_changed_at=timezone.now() - age,
             **{"memory_mb": 256, **fields},
@@ -86,6 +86,34 @@ def test_work_no_worker_took_is_queued_again_once_quiet_long_enough(make_workspa
     assert sent == [str(lost.id)] and report.requeued == [str(lost.id)]
     assert any("no worker took the provision" in note for note in notes(lost))
     assert notes(fresh) == []
+
+
+@pytest.mark.django_db
+def test_lost_provisioning_that_would_clone_is_queued_again_on_the_clone_queue(
+    make_workspace, user, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr("workspaces.tasks.provision_workspace.delay", lambda wid: sent.append((wid, None)))
+    monkeypatch.setattr(
+        "workspaces.tasks.provision_workspace.apply_async",
+        lambda args, queue=None, **options: sent.append((args[0], queue)),
+    )
+    with_repo = ProjectFactory(owner=user, repo_url="https://git.example.com/org/repo.git")
+    quiet = {"age": timedelta(seconds=300)}
+    cloning = make_workspace(S.CREATING, project=with_repo, **quiet)
+    no_repo = make_workspace(S.CREATING, **quiet)
+    # Ran before and is being started again: its machine and volume exist, nothing is cloned.
+    restarting = make_workspace(S.STARTING, project=with_repo, provisioned_at=timezone.now() - HOUR, **quiet)
+
+    reconciler.reconcile()
+
+    assert sorted(sent) == sorted(
+        [
+            (str(cloning.id), settings.WORKSPACE_CLONE_QUEUE),
+            (str(no_repo.id), None),
+            (str(restarting.id), None),
+        ]
+    )
 
 
 @pytest.mark.django_db

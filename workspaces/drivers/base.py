@@ -65,6 +65,10 @@ class Driver(ABC):
     """A machine provider. Methods are idempotent where the provider allows it."""
 
     name: str = ""
+    # Whether ``create`` clones the project's repository on this host, in the worker (the local
+    # driver), rather than inside the machine (Fly's image clones at boot). Such provisioning runs go
+    # to WORKSPACE_CLONE_QUEUE, so that a hanging repository cannot hold the other workers' slots.
+    clones_on_host: bool = False
 
     def check_hardware(self, hardware: Hardware) -> list[Problem]:
         """What this provider cannot offer, found before anything is created (e.g. a GPU)."""

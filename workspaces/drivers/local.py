@@ -40,10 +40,12 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -51,8 +53,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+from config import egress
 from projects.redaction import redact_credentials as redact
+from projects.validators import repo_location
 from workspaces.hardware import Hardware, Problem
 
 from .base import Driver, DriverError, Machine, MachineSpec
@@ -88,6 +93,7 @@ def _address(index: int) -> str:
 
 class LocalDriver(Driver):
     name = "local"
+    clones_on_host = True  # the repository is cloned by the worker, here: see WORKSPACE_CLONE_QUEUE
 
     def __init__(
         self,
@@ -96,11 +102,16 @@ class LocalDriver(Driver):
         port: int = 8080,
         start_timeout: float = 30.0,
         clone_timeout: float = 300.0,
+        low_speed_seconds: int = 60,
+        allowed_schemes: tuple[str, ...] | list[str] = ("https", "http", "ssh", "git"),
     ):
         self.root = Path(root)
         self.port = int(port)
         self.start_timeout = float(start_timeout)
         self.clone_timeout = float(clone_timeout)
+        self.low_speed_seconds = int(low_speed_seconds)
+        # The schemes a repo_url may use (PROJECT_REPO_URL_SCHEMES); a plain path counts as "file".
+        self.allowed_schemes = tuple(allowed_schemes)
 
     @classmethod
     def from_settings(cls, settings: Any) -> LocalDriver:
@@ -109,6 +120,8 @@ class LocalDriver(Driver):
             port=settings.LOCAL_DRIVER_AGENT_PORT,
             start_timeout=settings.WORKSPACE_START_TIMEOUT_SECONDS,
             clone_timeout=settings.LOCAL_DRIVER_CLONE_TIMEOUT_SECONDS,
+            low_speed_seconds=settings.LOCAL_DRIVER_CLONE_LOW_SPEED_SECONDS,
+            allowed_schemes=settings.PROJECT_REPO_URL_SCHEMES,
         )
 
     # --- The Driver interface ------------------------------------------------------------------
@@ -274,19 +287,78 @@ class LocalDriver(Driver):
         return self._machine(self._update(workspace_id, state="starting", pid=pid), creator_running=False)
 
     def _clone(self, spec: MachineSpec, target: Path) -> str | None:
-        """Clone the project's repository into the volume; returns HEAD's commit (None if empty)."""
+        """Clone the project's repository into the volume; returns HEAD's commit (None if empty).
+
+        The URL's host is resolved and checked against the egress policy (config/egress.py) here,
+        and git is made to connect to the address that was checked, not to resolve the name again.
+        git runs with a clean environment (``_git_environment``) and none of the host's git or ssh
+        configuration. Its failures are told in a few fixed words, never in the remote's own: what
+        a server answers would otherwise tell a user what listens where."""
         assert spec.repo_url
         where = redact(spec.repo_url) + (f" (branch {spec.branch})" if spec.branch else "")
-        command = ["git", "clone", "--quiet"]
-        if spec.branch:
-            command += ["--branch", spec.branch]
-        command += ["--", spec.repo_url, str(target)]  # "--": a URL can never be read as an option
-        env = {
-            **os.environ,
-            "GIT_TERMINAL_PROMPT": "0",  # fail, rather than wait for a password nobody will type
-            "LC_ALL": "C",  # git's messages are shown to the owner: keep them in one language
-        }
-        env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        with tempfile.TemporaryDirectory(prefix="git-home-", dir=self._tmp_dir()) as home:
+            url, options, ssh_host = self._pinned(spec.repo_url, where)
+            env = _git_environment(home, self.allowed_schemes, ssh_host)
+            command = ["git", *options, "clone", "--quiet", "--no-recurse-submodules"]
+            if spec.branch:
+                command += ["--branch", spec.branch]
+            command += ["--", url, str(target)]  # "--": a URL can never be read as an option
+            self._run_git(command, env, where)
+            result = subprocess.run(  # noqa: S603 (fixed arguments, no shell)
+                ["git", "-C", str(target), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],  # noqa: S607
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=30,
+            )
+        return (result.stdout.strip() or None) if result.returncode == 0 else None
+
+    def _pinned(self, repo_url: str, where: str) -> tuple[str, list[str], str | None]:
+        """The URL git is given, git's ``-c`` options, and the address ssh must use (or None), all
+        pinned to addresses the egress policy allowed."""
+        location = repo_location(repo_url)
+        if location.scheme not in self.allowed_schemes:
+            raise DriverError(
+                f"Could not clone {where}: the {location.scheme or 'file'} scheme is not allowed."
+            )
+        options = [
+            "-c",
+            "credential.helper=",  # no credential helper: nobody's stored passwords are offered
+            "-c",
+            "http.followRedirects=false",  # a redirect could lead anywhere, past the check below
+            "-c",
+            "http.lowSpeedLimit=1024",
+            "-c",
+            f"http.lowSpeedTime={self.low_speed_seconds}",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ]
+        if location.scheme == "file":
+            return repo_url, options, None
+        try:
+            resolved = egress.resolve(location.host, location.port)
+        except egress.EgressRefused as exc:
+            raise DriverError(f"Could not clone {where}: {exc.message}.") from None
+        except egress.UnresolvableHost:
+            raise DriverError(f"Could not clone {where}: the host name could not be resolved.") from None
+        ip = resolved.address
+        ip_text = f"[{ip}]" if ip.version == 6 else str(ip)
+        if location.scheme in ("http", "https"):
+            parts = urlsplit(repo_url)
+            userinfo = parts.netloc.rpartition("@")[0]
+            if egress.literal_address(location.host) is not None:
+                host = ip_text  # an address in an odd form (0x7f000001): git gets the one checked
+            else:
+                host = location.host  # lower-cased, as curl keys its resolve entries
+                options += ["-c", f"http.curloptResolve={host}:{location.port}:{ip_text}"]
+            netloc = (f"{userinfo}@" if userinfo else "") + host + (f":{parts.port}" if parts.port else "")
+            return urlunsplit(parts._replace(netloc=netloc)), options, None
+        if location.scheme == "git":
+            parts = urlsplit(repo_url)
+            return urlunsplit(parts._replace(netloc=f"{ip_text}:{location.port}")), options, None
+        return repo_url, options, str(ip)  # ssh: the URL keeps its name, ssh gets -o HostName
+
+    def _run_git(self, command: list[str], env: dict[str, str], where: str) -> None:
         try:
             # A list, no shell: the URL and branch reach git as single arguments. A session of
             # its own, so that a timeout can kill git's helpers (git-remote-https, ssh) too.
@@ -310,16 +382,13 @@ class LocalDriver(Driver):
             process.communicate()
             raise DriverError(f"Could not clone {where}: timed out after {self.clone_timeout:g} s.") from None
         if process.returncode != 0:
-            raise DriverError(redact(f"Could not clone {where}: {_git_reason(stderr, process.returncode)}"))
+            logger.info("git clone of %s failed: %s", where, redact(stderr.strip()[-2000:]))
+            raise DriverError(f"Could not clone {where}: {_git_reason(stderr)}.")
 
-        result = subprocess.run(  # noqa: S603 (fixed arguments, no shell)
-            ["git", "-C", str(target), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
-        )
-        return (result.stdout.strip() or None) if result.returncode == 0 else None
+    def _tmp_dir(self) -> Path:
+        path = self.root / "tmp"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
 
     # --- The agent process ------------------------------------------------------------------------
 
@@ -630,11 +699,61 @@ def _is_agent(pid: int, workspace_id: str) -> bool:
     return any(arg == b"--workspace-id" and value == ours for arg, value in zip(argv, argv[1:], strict=False))
 
 
-def _git_reason(stderr: str, returncode: int) -> str:
-    """git's last meaningful line: its last fatal/error line, else its last line."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("Cloning into")]
-    for line in reversed(lines):
-        if line.startswith(("fatal:", "error:")):
-            return line
-    return lines[-1] if lines else f"git exited with status {returncode}"
+# git's failures, told in a few fixed words: the remote's own text (an HTTP server's banner, Redis's
+# "Empty reply from server") would make error_message a port scanner. The first that matches wins.
+_GIT_REASONS = [
+    (re.compile(r"Remote branch .* not found", re.I), "branch not found"),
+    (
+        re.compile(
+            r"Authentication failed|could not read (Username|Password)|terminal prompts disabled|"
+            r"Permission denied|returned error: 40[13]|Host key verification failed",
+            re.I,
+        ),
+        "authentication required",
+    ),
+    (re.compile(r"timed out|Operation too slow|Timeout was reached", re.I), "timed out"),
+    (
+        re.compile(
+            r"not found|does not appear to be a git repository|not a git repository|returned error: 404|"
+            r"does not exist|not valid: is this a git repository|redirect",
+            re.I,
+        ),
+        "not a git repository, or not found",
+    ),
+]
+
+
+def _git_reason(stderr: str) -> str:
+    """Why git failed, as one of a few fixed phrases; the details go to the worker's log only."""
+    for pattern, reason in _GIT_REASONS:
+        if pattern.search(stderr):
+            return reason
+    return "could not connect, or the server did not answer as a git server"
+
+
+def _git_environment(home: str, allowed_schemes: tuple[str, ...], ssh_host: str | None) -> dict[str, str]:
+    """What git (and ssh) may see: nothing of the control plane's environment, which holds its
+    secrets, and none of the host's git or ssh configuration, keys, agent or credential helpers."""
+    ssh = [
+        "ssh",
+        *("-F", "/dev/null"),  # no ~/.ssh/config, no /etc/ssh/ssh_config
+        *("-o", "BatchMode=yes"),
+        *("-o", "IdentitiesOnly=yes", "-o", "IdentityFile=none", "-o", "IdentityAgent=none"),
+        *("-o", "ForwardAgent=no", "-o", "ProxyCommand=none"),
+        # A known-hosts file of this clone's own, empty: the first key a host shows is taken. No
+        # identity is ever offered, so a stranger posing as the host learns nothing of ours.
+        *("-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={home}/known_hosts"),
+        *(("-o", f"HostName={ssh_host}") if ssh_host else ()),
+    ]
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": home,
+        "LANG": "C",
+        "LC_ALL": "C",
+        "GIT_TERMINAL_PROMPT": "0",  # fail, rather than wait for a password nobody will type
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_ALLOW_PROTOCOL": ":".join(allowed_schemes),
+        "GIT_SSH_COMMAND": shlex.join(ssh),
+        "GIT_SSH_VARIANT": "ssh",
+    }
