@@ -61,13 +61,14 @@ COPY . /app
 
 # Static files (the admin's, Swagger UI's) are collected into the image and served by whitenoise.
 # collectstatic needs settings to import, not a database or a broker: the values below exist only for
-# this command and are not kept in the image.
-RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-secret \
+# this command and are not kept in the image (long and distinct enough for the production settings'
+# checks, and never a deployment's secrets).
+RUN DJANGO_SECRET_KEY=collectstatic-only-this-is-not-a-secret-key-of-any-deployment \
     DJANGO_ALLOWED_HOSTS=localhost \
     DATABASE_URL=postgres://build@localhost:5432/build \
     CELERY_BROKER_URL=redis://localhost:6379/0 \
     CACHE_URL=locmemcache:// \
-    API_TOKEN_PEPPER=collectstatic-only-not-a-secret \
+    API_TOKEN_PEPPER=collectstatic-only-this-is-not-a-token-pepper \
     python manage.py collectstatic --noinput --verbosity 0 \
     && mkdir -p /app/var \
     && chown app:app /app/var

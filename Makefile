@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@rm -f $(VENV)/.installed-* && touch $@
 
-## make run: web + worker on the embedded default (SQLite, filesystem broker, local driver)
+## make run: web + worker on the embedded default (SQLite, filesystem broker, local driver), with the
+## development settings (a random secret key and token pepper per checkout, kept in var/)
 run: $(STAMP)
-	@$(BIN)/python -m config.devserver
+	@DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.development} $(BIN)/python -m config.devserver
 
 ## make test: the whole test suite against whatever DATABASE_URL / CELERY_BROKER_URL say (default: embedded)
 test: $(STAMP) browser

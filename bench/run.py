@@ -105,6 +105,7 @@ def stack_environment(args: argparse.Namespace, fly_port: int) -> dict[str, str]
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "bench-" + "k" * 50,
+        "API_TOKEN_PEPPER": "bench-pepper-" + "p" * 32,  # its own value: base.py has no default
         "DATABASE_URL": args.database_url,
         "CELERY_BROKER_URL": args.redis_url,
         "CACHE_URL": args.redis_url,

@@ -14,7 +14,11 @@ from config.logs import bind_contextvars, clear_contextvars, current_request_id
 
 logger = logging.getLogger(__name__)
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+# Production unless told otherwise: a worker started without configuration refuses to start, naming
+# what is missing (config/settings/production.py). This module is imported with the `config` package
+# (config/__init__.py), so this default applies to anything under config/ that is started without
+# DJANGO_SETTINGS_MODULE; manage.py sets development first, `make run` passes it to config.devserver.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 # The embedded broker (filesystem://) with atomic message writes: see config/filesystem_broker.py.
 TRANSPORT_ALIASES["filesystem"] = "config.filesystem_broker:Transport"

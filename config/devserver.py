@@ -23,7 +23,10 @@ DEMO_EMAIL = "demo@example.com"
 
 
 def main() -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    # `make run` sets DJANGO_SETTINGS_MODULE=config.settings.development (a random key and pepper per
+    # checkout, in var/). It cannot be defaulted here: importing the `config` package, which
+    # `python -m config.devserver` does first, has already defaulted it to production
+    # (config/celery.py). The web and worker started below inherit it.
     # Machines send their heartbeats to this server, wherever HOST and PORT put it.
     os.environ.setdefault("WORKSPACE_HEARTBEAT_BASE_URL", f"http://{HOST}:{PORT}")
     # The demo project clones a repository under var/ (file://), a scheme a deployment leaves off (it
@@ -32,7 +35,15 @@ def main() -> int:
     os.environ.setdefault("PROJECT_REPO_URL_SCHEMES", "https,http,ssh,git,file")
     import django
 
-    django.setup()
+    from config.settings import SettingsRefused
+
+    try:
+        django.setup()
+    except SettingsRefused as exc:
+        print(
+            f"{exc}\nFor development, run `make run` (it uses config.settings.development).", file=sys.stderr
+        )
+        return 1
     from django.conf import settings
     from django.core.management import call_command
 

@@ -64,11 +64,27 @@ worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
 
 
 def on_starting(server):
-    """Samples of an earlier run of the server would be added to this one's: start empty."""
+    """Settings that refuse to load stop the server here, saying why once; then samples of an
+    earlier run of the server would be added to this one's: start empty."""
+    _refuse_bad_settings()
     folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
+
+
+def _refuse_bad_settings() -> None:
+    """Production settings refuse a missing, weak or placeholder secret or a wildcard host, naming
+    each (config/settings/production.py). Load them once in the arbiter, so that this is one
+    message and a non-zero exit, rather than every worker failing to boot with a traceback."""
+    from django.conf import settings
+
+    from config.settings import SettingsRefused
+
+    try:
+        settings.SECRET_KEY  # noqa: B018 (reading a setting loads the settings module)
+    except SettingsRefused as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def child_exit(server, worker):

@@ -14,7 +14,12 @@ passes, else ``503``; the body names each check either way::
        "broker":     {"ok": true},
        "worker":     {"ok": true, "required": true, "last_seen_seconds_ago": 1.8, "hostname": "celery@w1"}}}
 
-A failed check carries ``"error"`` (what went wrong, in a few words). The checks:
+A failed check carries ``"error"`` (what went wrong, in a few words). Those details (errors, host
+names, the worker's name and age, pending migrations) are shown only to a caller with
+``Authorization: Bearer <METRICS_TOKEN>`` (as /metrics asks, compared in constant time): an error
+can name an internal host and port. Anyone else, the probes included, gets the status code and each
+check's ``ok`` alone: ``{"status": "unavailable", "checks": {"database": {"ok": true}, "broker":
+{"ok": false}, ...}}``. The checks:
 
 * ``database``: ``SELECT 1`` on the default connection.
 * ``migrations``: no migration of the code is unapplied. Once all are applied the answer is kept
@@ -46,6 +51,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
 
 from config import broker
+from config.metrics import has_metrics_token
 
 _migrations_applied = False
 
@@ -122,6 +128,8 @@ def readiness(request):
         "worker": check_worker(),
     }
     ready = all(check["ok"] or not check.get("required", True) for check in checks.values())
+    if not has_metrics_token(request):
+        checks = {name: {"ok": check["ok"]} for name, check in checks.items()}
     return _json({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
 
 

@@ -294,12 +294,22 @@ def _request_metrics():
     return REGISTRY
 
 
-def metrics_view(request):
+def has_metrics_token(request) -> bool:
+    """Whether ``request`` carries ``Authorization: Bearer <METRICS_TOKEN>``, compared in constant
+    time; never while ``METRICS_TOKEN`` is unset. /metrics needs it; /readyz shows details with it."""
     token = settings.METRICS_TOKEN
-    if not token:
-        return not_found_view(request)
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    )
+
+
+def metrics_view(request):
+    if not settings.METRICS_TOKEN:
+        return not_found_view(request)
+    if not has_metrics_token(request):
         response = JsonResponse(
             error_body("Metrics need 'Authorization: Bearer <METRICS_TOKEN>'.", "not_authenticated"),
             status=401,

@@ -4,13 +4,15 @@
     python deploy/recipes.py manifests rendered.yaml    # what the schema cannot say about them
     python deploy/recipes.py compose                    # compose.yaml, without a Docker engine
     python deploy/recipes.py commands rendered.yaml     # every process command names what exists
-    python deploy/recipes.py env .env.example           # print an env file's settings as KEY=VALUE lines
+    python deploy/recipes.py env .env.example [--fill-placeholders]  # KEY=VALUE lines (placeholders made random)
 
 Each prints what it found wrong and exits 1, or exits 0 in silence.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import shlex
 import sys
 from pathlib import Path
@@ -37,6 +39,13 @@ def read_env_file(path: Path) -> dict[str, str]:
             continue
         values[key.strip()] = value.strip()
     return values
+
+
+PLACEHOLDER = re.compile(r"(?i)(CHANGE-ME|EXAMPLE-ONLY)[A-Za-z0-9_-]*")
+
+
+def fill_placeholders(value: str) -> str:
+    return PLACEHOLDER.sub(lambda _: secrets.token_hex(32), value)
 
 
 # --- a minimal kustomize: only what deploy/k8s uses --------------------------------------------------
@@ -274,8 +283,13 @@ def main(argv: list[str]) -> int:
     elif action == "commands":
         check_commands(load(args[0]))
     elif action == "env":
-        for key, value in read_env_file(Path(args[0])).items():
-            print(f"{key}={value}")
+        # env FILE... [--fill-placeholders]: the files' variables, one KEY=VALUE a line; with the option,
+        # each placeholder (CHANGE-ME..., EXAMPLE-ONLY...) becomes a random value, as an operator would
+        # fill it in (production refuses placeholders: config/settings/production.py).
+        fill = "--fill-placeholders" in args
+        for path in (arg for arg in args if arg != "--fill-placeholders"):
+            for key, value in read_env_file(Path(path)).items():
+                print(f"{key}={fill_placeholders(value) if fill else value}")
     else:
         raise SystemExit(__doc__)
     for message in PROBLEMS:

@@ -1,11 +1,24 @@
-"""GET /healthz and GET /readyz: unauthenticated JSON for load balancers and orchestrators."""
+"""GET /healthz and GET /readyz: unauthenticated JSON for load balancers and orchestrators; the
+readiness details only for a caller with the metrics token."""
+
+import json
 
 import pytest
 from django.db import connection
 
 from config import health
+from tests.conftest import Api
 
 pytestmark = pytest.mark.django_db
+
+METRICS_TOKEN = "metrics-" + "t" * 32
+
+
+@pytest.fixture
+def monitor(db, settings):
+    """An operator's monitoring: it calls /readyz with the metrics token, and sees the details."""
+    settings.METRICS_TOKEN = METRICS_TOKEN
+    return Api(METRICS_TOKEN)
 
 
 def test_liveness_answers_without_touching_the_database(anonymous, django_assert_num_queries):
@@ -18,8 +31,8 @@ def test_liveness_answers_without_touching_the_database(anonymous, django_assert
 
 
 @pytest.mark.worker
-def test_ready_when_database_migrations_broker_and_a_worker_are(worker, anonymous):
-    response = anonymous.get("/readyz")
+def test_ready_when_database_migrations_broker_and_a_worker_are(worker, monitor):
+    response = monitor.get("/readyz")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok"
@@ -32,9 +45,9 @@ def test_ready_when_database_migrations_broker_and_a_worker_are(worker, anonymou
 
 
 @pytest.mark.worker
-def test_no_recent_worker_is_a_503_unless_the_worker_is_not_required(worker, anonymous, settings):
+def test_no_recent_worker_is_a_503_unless_the_worker_is_not_required(worker, monitor, settings):
     settings.READINESS_WORKER_MAX_AGE_SECONDS = 0  # every heartbeat is too old
-    response = anonymous.get("/readyz")
+    response = monitor.get("/readyz")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
@@ -43,7 +56,7 @@ def test_no_recent_worker_is_a_503_unless_the_worker_is_not_required(worker, ano
     assert body["checks"]["database"]["ok"] and body["checks"]["broker"]["ok"]
 
     settings.READINESS_REQUIRE_WORKER = False
-    response = anonymous.get("/readyz")
+    response = monitor.get("/readyz")
     assert response.status_code == 200
     relaxed = response.json()["checks"]["worker"]
     assert (relaxed["ok"], relaxed["required"], relaxed["error"]) == (
@@ -54,9 +67,9 @@ def test_no_recent_worker_is_a_503_unless_the_worker_is_not_required(worker, ano
     assert relaxed["hostname"] == body["checks"]["worker"]["hostname"]  # the age goes on counting
 
 
-def test_an_unreachable_broker_is_a_503_naming_it(anonymous, settings):
+def test_an_unreachable_broker_is_a_503_naming_it(monitor, settings):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    response = anonymous.get("/readyz")
+    response = monitor.get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["broker"]["ok"] is False and "ConnectionError" in checks["broker"]["error"]
@@ -64,15 +77,46 @@ def test_an_unreachable_broker_is_a_503_naming_it(anonymous, settings):
     assert checks["database"]["ok"] is True
 
 
-def test_an_unapplied_migration_is_a_503_until_migrate_ran(anonymous, monkeypatch):
+def test_an_unapplied_migration_is_a_503_until_migrate_ran(monitor, monkeypatch):
     monkeypatch.setattr(health, "_migrations_applied", False)
     with connection.cursor() as cursor:  # rolled back with the test's transaction
         cursor.execute("DELETE FROM django_migrations WHERE app = 'workspaces'")
-    response = anonymous.get("/readyz")
+    response = monitor.get("/readyz")
     assert response.status_code == 503
     migrations = response.json()["checks"]["migrations"]
     assert migrations["ok"] is False and migrations["pending"] >= 1
     assert "migrate" in migrations["error"]
+
+
+@pytest.mark.parametrize("token", [None, "wrong-" + "t" * 32, "unset"])
+def test_without_the_metrics_token_readyz_says_only_which_checks_fail(anonymous, settings, token):
+    """Issue 12 (12b): a failing check's error names internal hosts and ports (here the broker's);
+    anyone without the metrics token sees the status and each check's ok, nothing else."""
+    settings.METRICS_TOKEN = "" if token == "unset" else METRICS_TOKEN
+    settings.CELERY_BROKER_URL = "redis://broker.internal.example:1/0"
+    caller = Api(token) if token not in (None, "unset") else anonymous
+
+    response = caller.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {
+            "database": {"ok": True},
+            "migrations": {"ok": True},
+            "broker": {"ok": False},
+            "worker": {"ok": False},
+        },
+    }
+    assert "broker.internal.example" not in response.content.decode()
+
+
+def test_with_the_metrics_token_readyz_gives_the_details(monitor, settings):
+    settings.CELERY_BROKER_URL = "redis://broker.internal.example:1/0"
+    body = json.loads(monitor.get("/readyz").content)
+    broker = body["checks"]["broker"]
+    assert broker["ok"] is False and "broker.internal.example" in broker["error"]
+    assert body["checks"]["migrations"] == {"ok": True, "pending": 0}
 
 
 def test_probes_pass_any_host_and_only_answer_get(anonymous, client):

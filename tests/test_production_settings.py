@@ -49,18 +49,123 @@ def test_check_deploy_is_clean():
     assert "System check identified no issues" in result.stdout
 
 
+def refusal(result: subprocess.CompletedProcess) -> list[str]:
+    """The problems a refused start-up names, one a line; the message alone, no traceback."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "config.settings.production refuses to start:", result.stderr
+    return [line.removeprefix("- ") for line in lines[1:]]
+
+
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "CACHE_URL", "API_TOKEN_PEPPER"])
 def test_start_up_fails_naming_a_missing_variable(missing):
     result = manage("check", env=production_env(**{missing: None}))
-    assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
-    assert f"missing environment variable {missing}." in result.stderr
+    [problem] = refusal(result)
+    assert f"missing environment variable {missing}." in problem
 
 
 def test_every_missing_variable_is_named_at_once():
     result = manage("check", env=production_env(DJANGO_ALLOWED_HOSTS="", CELERY_BROKER_URL=None))
+    [problem] = refusal(result)
+    assert "missing environment variables DJANGO_ALLOWED_HOSTS, CELERY_BROKER_URL." in problem
+
+
+KEY = secrets.token_urlsafe(50)
+WEAK = {
+    "a short secret key": ({"DJANGO_SECRET_KEY": "x" * 49 + "y"}, "DJANGO_SECRET_KEY is too weak"),
+    "a plain secret key": ({"DJANGO_SECRET_KEY": "abcd" * 20}, "DJANGO_SECRET_KEY is too weak"),
+    "a short pepper": ({"API_TOKEN_PEPPER": "x"}, "API_TOKEN_PEPPER is too short"),
+    "the key as pepper": (
+        {"DJANGO_SECRET_KEY": KEY, "API_TOKEN_PEPPER": KEY},
+        "API_TOKEN_PEPPER is the secret key",
+    ),
+    "an insecure key": (
+        {"DJANGO_SECRET_KEY": "insecure-development-key-change-me-in-production-0123456789"},
+        "DJANGO_SECRET_KEY is a placeholder",
+    ),
+    "a changeme pepper": (
+        {"API_TOKEN_PEPPER": "changeme" + secrets.token_hex(20)},
+        "API_TOKEN_PEPPER is a placeholder",
+    ),
+    "an example metrics token": (
+        {"METRICS_TOKEN": "example-" + secrets.token_hex(20)},
+        "METRICS_TOKEN is a placeholder",
+    ),
+    "a short metrics token": ({"METRICS_TOKEN": "abc"}, "METRICS_TOKEN is too short"),
+    "a placeholder database password": (
+        {"DATABASE_URL": "postgres://workspaces:CHANGE-ME-a-database-password@db:5432/workspaces"},
+        "DATABASE_URL holds a placeholder password",
+    ),
+    "any host": (
+        {"DJANGO_ALLOWED_HOSTS": "workspaces.example.com,*"},
+        "DJANGO_ALLOWED_HOSTS may not hold a wildcard (*)",
+    ),
+    "every .com host": (
+        {"DJANGO_ALLOWED_HOSTS": ".com"},
+        "DJANGO_ALLOWED_HOSTS may not hold a wildcard (.com)",
+    ),
+}
+
+
+@pytest.mark.parametrize("values, said", WEAK.values(), ids=WEAK.keys())
+def test_start_up_refuses_a_weak_or_placeholder_value_naming_it(values, said):
+    problems = refusal(manage("check", env=production_env(**values)))
+    assert any(problem.startswith(said) for problem in problems), problems
+
+
+def test_the_placeholders_of_env_example_are_refused_each_on_its_line():
+    example = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            example[name] = value
+    secret_names = ["DJANGO_SECRET_KEY", "API_TOKEN_PEPPER", "METRICS_TOKEN", "FLY_API_TOKEN"]
+    assert all("CHANGE-ME" in example[name] for name in secret_names)
+    env = production_env(**{name: example[name] for name in secret_names})
+    env["DATABASE_URL"] = f"postgres://workspaces:{example['POSTGRES_PASSWORD']}@postgres:5432/workspaces"
+
+    problems = refusal(manage("check", env=env))
+
+    for name in [*secret_names]:
+        assert f"{name} is a placeholder (like .env.example's): replace it with a random value." in problems
+    assert "DATABASE_URL holds a placeholder password: replace it with a random one." in problems
+
+
+def test_strong_distinct_values_start():
+    env = production_env(
+        METRICS_TOKEN=secrets.token_urlsafe(32), DJANGO_ALLOWED_HOSTS=".workspaces.example.com"
+    )
+    result = manage("check", env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def without_configuration() -> dict[str, str]:
+    """This environment with no settings module and none of the values production needs."""
+    names = ("DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "API_TOKEN_PEPPER", "DJANGO_ALLOWED_HOSTS")
+    names += ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL")
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+SERVERS = {
+    "gunicorn": [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"],
+    "celery worker": [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "never-consumed"],
+    "asgi": [sys.executable, "-c", "import config.asgi"],
+}
+
+
+@pytest.mark.parametrize("command", SERVERS.values(), ids=SERVERS.keys())
+def test_a_server_started_without_a_settings_module_refuses_to_start(command):
+    """Issue 12, finding 10: the WSGI, ASGI and Celery entry points default to the production
+    settings, so a server started with nothing configured stops, naming what is missing, instead of
+    serving with development values."""
+    env = {**without_configuration(), "PORT": str(free_port()), "WEB_CONCURRENCY": "1"}
+    result = subprocess.run(  # noqa: S603 (our own command line)
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0
-    assert "missing environment variables DJANGO_ALLOWED_HOSTS, CELERY_BROKER_URL." in result.stderr
+    assert "config.settings.production refuses to start" in result.stderr
+    assert "missing environment variables DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS" in result.stderr
 
 
 def test_production_hashes_passwords_with_argon2_and_keeps_debug_off():

@@ -434,15 +434,20 @@ def workspace_destroy(*, workspace_id: str, task_id: str = "") -> None:
 
 def workspace_fail(*, workspace: Workspace, message: str, task_id: str = "", actor: Actor = SYSTEM) -> bool:
     """Move a workspace to ``error`` with ``message``. One that never ran has what was made for it
-    destroyed (nothing is left behind); one that ran keeps its volume, so a start can retry."""
+    destroyed (nothing is left behind); one that ran keeps its volume, so a start can retry.
+
+    The transition comes first, and destroys nothing if it loses. ``workspace`` may be a stale row
+    (the admin's "Force to error", the reconciler's ceiling): if provisioning took the workspace to
+    ``running`` meanwhile, destroying first would leave a ``running`` row without its machine and
+    volume. The transition is also guarded on "never provisioned", so what is destroyed is never a
+    workspace that ran. It commits before the provider is called (callers hold no transaction); if
+    that cleanup fails, the reconciler destroys what is left: a workspace that failed before it
+    ever ran is an orphan's owner (reconciler.orphan_reason)."""
+    never_ran = workspace.provisioned_at is None
     fields: dict[str, Any] = {}
-    if workspace.provisioned_at is None:
-        try:
-            get_driver(workspace.driver).destroy(str(workspace.id))
-        except DriverError as exc:
-            message = f"{message} Cleaning up at the provider also failed: {exc.message}"
+    if never_ran:
         fields = {"machine_id": None, "volume_id": None, "private_ip": None, "git_ref": None}
-    return _transition(
+    moved = _transition(
         workspace,
         S.ERROR,
         actor,
@@ -450,8 +455,20 @@ def workspace_fail(*, workspace: Workspace, message: str, task_id: str = "", act
         kind=WorkspaceEvent.Kind.ERROR,
         message=message,
         error_message=message,
+        guard={"provisioned_at__isnull": True} if never_ran else None,
         **fields,
     )
+    if moved and never_ran:
+        try:
+            get_driver(workspace.driver).destroy(str(workspace.id))
+        except DriverError as exc:
+            failed = (
+                f"{message} Cleaning up at the provider also failed: {exc.message} "
+                "The reconciler will destroy what is left."
+            )
+            _update_if(workspace, error_message=failed)
+            _record(workspace, SYSTEM, kind=WorkspaceEvent.Kind.ERROR, message=failed, task_id=task_id)
+    return moved
 
 
 def workspace_force_error(*, workspace: Workspace, actor: Actor, reason: str) -> Workspace:

@@ -1,8 +1,9 @@
 """Settings for every environment, read from the process environment (django-environ).
 
-With no environment at all the project runs on the embedded default: SQLite, kombu's filesystem
-broker and the ``local`` machine driver, all kept under ``var/`` in the checkout. Production points
-``DATABASE_URL`` at PostgreSQL and ``CELERY_BROKER_URL`` at Redis.
+Not used on its own: ``config.settings.development``, ``test`` and ``production`` build on it. With
+nothing configured (development) the project runs on the embedded default: SQLite, kombu's
+filesystem broker and the ``local`` machine driver, all kept under ``var/`` in the checkout.
+Production points ``DATABASE_URL`` at PostgreSQL and ``CELERY_BROKER_URL`` at Redis.
 """
 
 import ipaddress
@@ -22,9 +23,15 @@ env = environ.Env()
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-# The fallback key only exists so that a fresh checkout starts; production must set its own.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-development-key-change-me-in-production")
+# --- Secrets and debug: no default here (issue 12, finding 10) --------------------------------------
+# A public fallback key would let anyone who read this repository forge sessions and, through the
+# token pepper, API and agent tokens. So none: config.settings.development makes a random key and
+# pepper once per checkout (in var/), config.settings.test has test-only ones, and production must be
+# given them (and checks their strength). Reading this module without them is an ImproperlyConfigured
+# naming the variable.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+# --- end of secrets and debug ------------------------------------------------------------------------
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
@@ -168,8 +175,9 @@ SPECTACULAR_SETTINGS = {
 # --- API tokens ------------------------------------------------------------------------------------
 
 # Token digests are HMAC-SHA256 keyed with this pepper, so a copy of the database alone cannot be
-# used to check guessed tokens. Changing it invalidates every token.
-API_TOKEN_PEPPER = env.str("API_TOKEN_PEPPER", default=SECRET_KEY)
+# used to check guessed tokens. Changing it invalidates every token. No default, and never the secret
+# key: see "Secrets and debug" above.
+API_TOKEN_PEPPER = env.str("API_TOKEN_PEPPER")
 API_TOKEN_LAST_USED_RESOLUTION_SECONDS = 60
 
 # --- Workspaces ------------------------------------------------------------------------------------

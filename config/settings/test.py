@@ -4,8 +4,18 @@ The database and broker still come from the environment, so the suite runs again
 Redis in CI and against SQLite and the filesystem broker with no configuration.
 """
 
-from .base import *  # noqa: F403
-from .base import CELERY_BROKER_URL, DATABASES, VAR_DIR, broker_transport_options, env
+import os
+
+# Test-only secrets (base.py has no default): fixed, so that the processes a test starts (tests/live.py)
+# check the tokens the test made. Distinct values, the pepper never being the key.
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "k" * 40)
+os.environ.setdefault("API_TOKEN_PEPPER", "test-only-token-pepper-" + "p" * 20)
+
+from .base import *  # noqa: E402, F403
+from .base import CELERY_BROKER_URL, DATABASES, VAR_DIR, broker_transport_options, env  # noqa: E402
+
+# As the suite's web and worker processes have always run (base.py's default is off).
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
 TEST_VAR_DIR = VAR_DIR / "test"
 TEST_VAR_DIR.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,8 @@ seeded generator (``--seed``), so a run is repeatable:
 * ``lost_response_rate``: act, then drop the connection or answer 502: the request succeeded but
   its answer was lost.
 * ``never_start``: machines created or started while it is on stay in ``starting``.
+* ``ignore_metadata_filter``: machine lists ignore ``?metadata.<key>=`` and answer every machine of
+  the app, as a provider with a bug (or an older API version) might: the driver must not trust it.
 * ``actions``: if set, the rates above apply only to these actions (e.g. ``["create_machine"]``).
 
 Also ``GET /__fake__/inventory`` (live machines and volumes), ``GET /__fake__/requests`` (what was
@@ -106,6 +108,7 @@ class Faults:
     capacity_rate: float = 0.0
     lost_response_rate: float = 0.0
     never_start: bool = False
+    ignore_metadata_filter: bool = False
     actions: list[str] | None = None
     retry_after_seconds: int = 1  # what an injected 429 says
     hang_seconds: float = 5.0  # how long an injected timeout holds the request
@@ -120,7 +123,7 @@ class Faults:
                     not isinstance(value, list) or any(action not in ACTIONS for action in value)
                 ):
                     raise ValueError(f"actions must be null or a list of {', '.join(ACTIONS)}")
-            elif key == "never_start":
+            elif key in ("never_start", "ignore_metadata_filter"):
                 value = bool(value)
             elif not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{key} must be a number >= 0")
@@ -354,6 +357,8 @@ class FakeFly:
         wanted = {
             key[len("metadata.") :]: values[0] for key, values in query.items() if key.startswith("metadata.")
         }
+        if self.faults.ignore_metadata_filter:
+            wanted = {}
         found = []
         for machine in self.machines.values():
             self._advance(machine)

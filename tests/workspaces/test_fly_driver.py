@@ -319,6 +319,26 @@ def test_destroy_removes_a_volume_left_without_a_machine(fake, driver):
     assert live(fake) == ([], [])
 
 
+def test_destroy_deletes_only_the_workspaces_own_even_if_fly_ignores_the_metadata_filter(fake, driver):
+    """A provider that answers every machine to "?metadata.workspace_id=A" must not make destroying A
+    delete B: each machine and volume deleted is checked against the workspace asked about."""
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    for workspace_id in (a, b):
+        driver.wait_started(driver.create(spec(workspace_id)).machine_id, timeout=20)
+    b_machine = driver.find(b)
+    fake.set_faults(ignore_metadata_filter=True)
+    with api(fake) as other:  # the switch is on: the list answers both workspaces' machines
+        assert len(other.get("/machines", params={"metadata.workspace_id": a}).json()) == 2
+
+    driver.destroy(a)
+
+    machines, volumes = live(fake)
+    assert [(m["id"], m["state"]) for m in machines] == [(b_machine.machine_id, "started")]
+    assert [v["name"] for v in volumes] == [volume_name(b)]
+    assert driver.find(a) is None
+    assert driver.find(b).machine_id == b_machine.machine_id
+
+
 def test_list_machines_and_volumes_show_ours(fake, driver):
     ours = [str(uuid.uuid4()) for _ in range(2)]
     for workspace_id in ours:

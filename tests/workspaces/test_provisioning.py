@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from tests.conftest import wait_for
 from tests.factories import ProjectFactory
-from workspaces.models import Workspace, WorkspaceStatus
+from workspaces.models import ActorKind, Workspace, WorkspaceStatus
 from workspaces.services import workspace_provision
 
 
@@ -150,6 +150,32 @@ def test_a_workspace_that_moved_on_is_not_provisioned(creating_workspace, local_
     creating_workspace.refresh_from_db()
     assert (creating_workspace.status, creating_workspace.error_message) == ("error", "by hand")
     assert local_machines.list_machines() == []
+
+
+@pytest.mark.parametrize("fail", ["force_error", "reconciler_ceiling"])
+def test_failing_a_stale_row_of_a_workspace_that_became_running_destroys_nothing(
+    creating_workspace, local_machines, fail
+):
+    """Issue 12, finding 11: an operator's "Force to error" (or the reconciler's ceiling) acting on
+    a row loaded while the workspace was still provisioning, after provisioning took it to running,
+    loses the transition and must leave the running workspace's machine and volume alone."""
+    from workspaces.services import Actor, InvalidState, workspace_fail, workspace_force_error
+
+    Workspace.objects.filter(pk=creating_workspace.pk).update(status=WorkspaceStatus.STARTING)
+    stale = Workspace.objects.get(pk=creating_workspace.pk)  # loaded while 'starting', never provisioned
+    workspace_provision(workspace_id=str(stale.id))  # meanwhile, provisioning takes it to running
+
+    if fail == "force_error":
+        with pytest.raises(InvalidState):
+            workspace_force_error(workspace=stale, actor=Actor(ActorKind.OPERATOR), reason="wedged")
+    else:
+        assert workspace_fail(workspace=stale, message="Timed out: still 'starting'.") is False
+
+    current = Workspace.objects.get(pk=stale.pk)
+    assert current.status == WorkspaceStatus.RUNNING and current.machine_id
+    machine = local_machines.find(str(stale.id))
+    assert machine is not None and machine.machine_id == current.machine_id
+    assert (settings.LOCAL_DRIVER_ROOT / "volumes" / str(stale.id)).exists()
 
 
 def test_a_missing_workspace_is_ignored(db):

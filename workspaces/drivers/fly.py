@@ -397,10 +397,14 @@ class FlyDriver(Driver):
             params={"metadata.workspace_id": workspace_id},
             what="look up the workspace machine",
         )
+        # The list is asked for this workspace's machines, but what is deleted is checked here again:
+        # a provider that ignored the filter must not make us delete other workspaces' machines.
         machines = [
             m
             for m in _machines(answer.data)
-            if _metadata(m).get("managed_by") == MANAGED_BY and m.get("state") != "destroyed"
+            if _metadata(m).get("workspace_id") == workspace_id
+            and _metadata(m).get("managed_by") == MANAGED_BY
+            and m.get("state") != "destroyed"
         ]
         kept_volume = None
         if keep_machine_id is not None:
