@@ -16,7 +16,7 @@ def test_a_redis_cache_url_selects_it():
     import subprocess
     import sys
 
-    code = "from config.settings import base; print(base.CACHES['default']['BACKEND'])"
+    code = "from config.settings import test; print(test.CACHES['default']['BACKEND'])"
     result = subprocess.run(  # noqa: S603 (our own interpreter)
         [sys.executable, "-c", code],
         env={"CACHE_URL": "redis://127.0.0.1:6379/13", "PATH": ""},

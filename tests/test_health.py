@@ -90,7 +90,7 @@ def test_an_unapplied_migration_is_a_503_until_migrate_ran(monitor, monkeypatch)
 
 @pytest.mark.parametrize("token", [None, "wrong-" + "t" * 32, "unset"])
 def test_without_the_metrics_token_readyz_says_only_which_checks_fail(anonymous, settings, token):
-    """Issue 12 (12b): a failing check's error names internal hosts and ports (here the broker's);
+    """A failing check's error names internal hosts and ports (here the broker's);
     anyone without the metrics token sees the status and each check's ok, nothing else."""
     settings.METRICS_TOKEN = "" if token == "unset" else METRICS_TOKEN
     settings.CELERY_BROKER_URL = "redis://broker.internal.example:1/0"

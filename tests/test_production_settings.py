@@ -156,7 +156,7 @@ SERVERS = {
 
 @pytest.mark.parametrize("command", SERVERS.values(), ids=SERVERS.keys())
 def test_a_server_started_without_a_settings_module_refuses_to_start(command):
-    """Issue 12, finding 10: the WSGI, ASGI and Celery entry points default to the production
+    """The WSGI, ASGI and Celery entry points default to the production
     settings, so a server started with nothing configured stops, naming what is missing, instead of
     serving with development values."""
     env = {**without_configuration(), "PORT": str(free_port()), "WEB_CONCURRENCY": "1"}

@@ -23,7 +23,7 @@ env = environ.Env()
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-# --- Secrets and debug: no default here (issue 12, finding 10) --------------------------------------
+# --- Secrets and debug: no default here --------------------------------------
 # A public fallback key would let anyone who read this repository forge sessions and, through the
 # token pepper, API and agent tokens. So none: config.settings.development makes a random key and
 # pepper once per checkout (in var/), config.settings.test has test-only ones, and production must be

@@ -1,4 +1,4 @@
-"""Idempotency-Keys are kept for their 24 hours, then purged by a periodic task (issue 12, 12c)."""
+"""Idempotency-Keys are kept for their 24 hours, then purged by a periodic task."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""Invitations (issue 12, finding 8): nobody joins a project without consent, and inviting tells
+"""Invitations: nobody joins a project without consent, and inviting tells
 nothing about which addresses have an account."""
 
 import re

@@ -1,4 +1,4 @@
-"""Repository credentials (issue 12, finding 9): a repo_url's user:password@ or token@ is stored for
+"""Repository credentials: a repo_url's user:password@ or token@ is stored for
 the clone and never shown again, to any role, in the API or the admin."""
 
 import pytest

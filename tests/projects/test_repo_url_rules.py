@@ -1,4 +1,4 @@
-"""What a project's repo_url may point at (issue 12: SSRF through repo_url, admin edits skipping the
+"""What a project's repo_url may point at (SSRF through repo_url, admin edits skipping the
 rules). The API refuses a host written as an internal address, in any of the forms a resolver reads;
 names are checked when the clone resolves them (tests/workspaces/test_clone_isolation.py). The admin
 applies the same rules to operators' edits."""

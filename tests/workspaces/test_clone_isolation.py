@@ -1,4 +1,4 @@
-"""Clones a hostile user could abuse (issue 12, findings 1, 3 and 4).
+"""Clones a hostile user could abuse.
 
 * A clone aimed at an internal address never reaches it: the worker resolves the host, checks every
   address against the egress policy and connects to the address it checked, and the workspace's

@@ -156,7 +156,7 @@ def test_a_workspace_that_moved_on_is_not_provisioned(creating_workspace, local_
 def test_failing_a_stale_row_of_a_workspace_that_became_running_destroys_nothing(
     creating_workspace, local_machines, fail
 ):
-    """Issue 12, finding 11: an operator's "Force to error" (or the reconciler's ceiling) acting on
+    """An operator's "Force to error" (or the reconciler's ceiling) acting on
     a row loaded while the workspace was still provisioning, after provisioning took it to running,
     loses the transition and must leave the running workspace's machine and volume alone."""
     from workspaces.services import Actor, InvalidState, workspace_fail, workspace_force_error
