@@ -352,6 +352,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # otherwise look for USERNAME_FIELD ("email") and count every failure as one of no username.
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner on every process start
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 # The client address is REMOTE_ADDR, as everywhere in this project: X-Forwarded-For is written by
 # whoever sends the request, and trusting it would let one client pose as any number of addresses.
