@@ -80,6 +80,17 @@ def test_every_error_code_of_the_schema_is_in_the_codes_table(schema, reference)
     )
 
 
+def test_the_idempotency_section_lists_exactly_the_operations_that_take_a_key(schema, reference):
+    takes_key = {
+        f"{method.upper()} {path}"
+        for path, item in schema["paths"].items()
+        for method in METHODS
+        if any(p.get("name") == "Idempotency-Key" for p in item.get(method, {}).get("parameters", []))
+    }
+    section = reference.split("\n## Idempotency", 1)[1].split("\n## ", 1)[0]
+    assert documented_operations(section) == takes_key
+
+
 def test_the_reference_points_only_inside_the_repository():
     """The README and every doc cite files of this repository, never a spec kept beside it."""
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
