@@ -53,7 +53,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class UserSettings(models.Model):
-    """A user's default hardware for new workspaces (API.md, "User settings").
+    """A user's default hardware for new workspaces (docs/api.md, "Profile and settings").
 
     Created with the user from the deployment's documented defaults; real columns so that operators
     can see and filter them.

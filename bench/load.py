@@ -19,6 +19,7 @@ requests have been sent in all. Each result row: [sent (epoch s), latency (s), s
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import socket
@@ -134,9 +135,24 @@ def serve_trivial(port: int) -> None:
             conn.close()
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load",
+        description="Read one load job (JSON) on stdin, send its requests, write the results (JSON) on "
+        "stdout; or, with 'trivial', serve a fixed answer to measure the generator's own ceiling.",
+    )
+    parser.add_argument("mode", nargs="?", choices=["trivial"], help="serve a fixed 201 answer instead")
+    parser.add_argument("--port", type=int, help="with 'trivial': the loopback port to serve on")
+    args = parser.parse_args(argv)
+    if args.mode == "trivial" and args.port is None:
+        parser.error("trivial needs --port")
+    return args
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["trivial"]:
-        serve_trivial(int(argv[argv.index("--port") + 1]))
+    args = parse_args(argv)
+    if args.mode == "trivial":
+        serve_trivial(args.port)
         return 0
     json.dump(run(json.load(sys.stdin)), sys.stdout)
     return 0

@@ -5,6 +5,7 @@ python -m bench.report bench/results/before.json bench/results/reference.json
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -72,8 +73,16 @@ def machine(r: dict) -> str:
     )
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n")[0])
+    parser.add_argument("before", type=Path, help="the earlier run (e.g. bench/results/before.json)")
+    parser.add_argument("after", type=Path, help="the later run (e.g. bench/results/reference.json)")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
-    before, after = (json.loads(Path(p).read_text()) for p in argv[:2])
+    args = parse_args(argv)
+    before, after = (json.loads(path.read_text()) for path in (args.before, args.after))
     b, a = rows(before), rows(after)
     print(f"Before: {machine(before)}.  \nAfter: {machine(after)}.\n")
     print("| measure | target | before | after |")

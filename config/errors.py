@@ -1,4 +1,4 @@
-"""The API's one error shape, produced in one place (API.md, Conventions).
+"""The API's one error shape, produced in one place (docs/api.md, "Errors").
 
 Every 4xx and 5xx body is ``{"error": "<sentence>", "code": "<stable code>"}``, with ``details``
 for validation errors: ``[{"field", "code", "message", "allowed"?}]``. Domain errors raised by

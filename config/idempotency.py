@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` for POST endpoints (API.md, ``POST /projects/{id}/workspaces``).
+"""``Idempotency-Key`` for POST endpoints (docs/api.md, "Idempotency").
 
 The same key with the same request within 24 hours returns the first response again (same status
 and body, plus ``Idempotent-Replayed: true``) and does nothing; the same key with another request

@@ -88,7 +88,7 @@ class ProbeMiddleware:
 
 
 class StripTrailingSlashMiddleware:
-    """Let every API path work with or without a trailing slash (API.md, Conventions).
+    """Let every API path work with or without a trailing slash (docs/api.md, "Conventions").
 
     The API's URL patterns are written without one; this strips it before URL resolution, so that
     ``/projects/`` and ``/projects`` reach the same view with no redirect (a redirect would turn a

@@ -1,6 +1,6 @@
-"""Lists (API.md, Conventions): an envelope named after the resource, all results by default up to
-a server maximum, ``limit`` and ``offset`` to page. Order is the caller's queryset's, which must be
-total (end with a unique column) so that pages never overlap or skip.
+"""Lists (docs/api.md, "Lists and pagination"): an envelope named after the resource, all results
+by default up to a server maximum, ``limit`` and ``offset`` to page. Order is the caller's
+queryset's, which must be total (end with a unique column) so that pages never overlap or skip.
 
 A page is read with one query (``limit + 1`` rows, to know whether there is more); when there is,
 a ``Link: <...>; rel="next"`` header says where the next page starts.

@@ -1,4 +1,4 @@
-"""Strict request parsing shared by every endpoint (API.md, Conventions).
+"""Strict request parsing shared by every endpoint (docs/api.md, "Conventions").
 
 JSON types are taken as they are: ``"2"``, ``true`` and ``2.5`` are not integers, ``"false"`` is
 not a boolean; unknown fields are rejected so that typos fail loudly. Each problem carries a stable

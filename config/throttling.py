@@ -1,4 +1,5 @@
-"""Rate limits per user (API.md: 429 with ``Retry-After``), with a stricter scope for creates.
+"""Rate limits per user (docs/api.md, "Limits": 429 with ``Retry-After``), with a stricter scope
+for creates.
 
 Rates are read from ``API_RATE_LIMITS`` at each request (not frozen at import as DRF's are), and
 counted in the Django cache: set ``CACHE_URL`` to Redis when several web processes serve the API,

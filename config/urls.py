@@ -1,4 +1,4 @@
-"""URLs: the API at the root (no version prefix, API.md), the schema and docs, and the admin."""
+"""URLs: the API at the root (no version prefix: docs/api.md), the schema and docs, and the admin."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path

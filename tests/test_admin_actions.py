@@ -54,7 +54,8 @@ def operator_events(workspace):
     return list(WorkspaceEvent.objects.filter(workspace=workspace, actor_kind=ActorKind.OPERATOR))
 
 
-# Which states each action may start from (API.md, "Lifecycle"; retry also re-queues a stuck provisioning).
+# Which states each action may start from (docs/api.md, "The workspace lifecycle"; retry also
+# re-queues a stuck provisioning).
 ALLOWED = {
     "retry_provisioning": {S.ERROR, S.CREATING, S.STARTING},
     "start": {S.STOPPED, S.ERROR},

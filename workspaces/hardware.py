@@ -1,4 +1,4 @@
-"""The hardware catalogue and its rules (API.md, "Hardware rules").
+"""The hardware catalogue and its rules (docs/api.md, "Hardware").
 
 A leaf module: it imports no models, so that workspace creation, user settings and the drivers'
 capability checks can all use it without an import cycle. Every rule failure is a ``Problem`` with

@@ -1,4 +1,5 @@
-"""Idle auto-stop (API.md, "Lifecycle"): activity, and stopping what has had none for too long.
+"""Idle auto-stop (docs/api.md, "The workspace lifecycle"): activity, and stopping what has had
+none for too long.
 
 A running workspace with ``keep_active: false`` is stopped once it has been idle for
 ``WORKSPACE_IDLE_TIMEOUT_SECONDS``. Activity is ``Workspace.last_activity_at``, moved by:

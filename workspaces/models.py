@@ -9,7 +9,7 @@ from workspaces.hardware import Hardware
 
 
 class WorkspaceStatus(models.TextChoices):
-    """Where a workspace is in its lifecycle (API.md, "Lifecycle")."""
+    """Where a workspace is in its lifecycle (docs/api.md, "The workspace lifecycle")."""
 
     CREATING = "creating"
     STARTING = "starting"

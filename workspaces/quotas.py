@@ -1,4 +1,4 @@
-"""Per-user limits on what live workspaces may hold (API.md: 403 for a quota).
+"""Per-user limits on what live workspaces may hold (docs/api.md, "Quotas": 403 for a quota).
 
 Every live (not deleted) workspace a user created counts, whatever its status: a stopped workspace
 keeps its volume and can be started again at any moment, so it keeps its reservation. Deleting a

@@ -1,12 +1,12 @@
-"""The reconciler: a periodic pass that looks at rows, not messages (style.md, "Background work").
+"""The reconciler: a periodic pass that looks at rows, not messages.
 
 Celery is only a trigger. Whatever happened to a message — lost with a broker restart, taken by
 a worker that was killed, never sent because a process died right after its commit — the rows say
 what should be true, and this pass makes it so:
 
-1. **Ceilings.** No state is transient forever (API.md, "Lifecycle"): a workspace still
-   ``creating``, ``starting`` or ``stopping`` past its ceiling goes to ``error`` / ``stop_failed``
-   with a message that says what timed out, and what was made for it is cleaned up.
+1. **Ceilings.** No state is transient forever (docs/api.md, "The workspace lifecycle"): a
+   workspace still ``creating``, ``starting`` or ``stopping`` past its ceiling goes to ``error`` /
+   ``stop_failed`` with a message that says what timed out, and what was made for it is cleaned up.
 2. **Lost work.** A workspace in a transient state (or deleted but not yet destroyed) with no
    progress for ``WORKSPACE_REQUEUE_AFTER_SECONDS`` has its task queued again. "No progress" is
    read from its attempts: none since the state began, or the last one ended long enough ago that
@@ -253,10 +253,10 @@ def inventory(driver) -> tuple[list[dict], list[dict]]:
 def _duplicates(held: list, machine_id: str) -> list:
     """What the provider holds for a ``running`` or ``stopped`` workspace besides its own machine
     (``machine_id``) and the volume that machine mounts: a duplicated provisioning's leftovers, which
-    adoption (API.md, "Provisioning") should have made impossible but a provider can still end up
-    with (an answer lost after the provider acted, a hand-made machine). Nothing, if the workspace's
-    own machine is not among them (that is drift), or if its volume is unknown (volumes are then left
-    alone: the data might be the workspace's)."""
+    adoption (docs/api.md, "The workspace lifecycle") should have made impossible but a provider can
+    still end up with (an answer lost after the provider acted, a hand-made machine). Nothing, if the
+    workspace's own machine is not among them (that is drift), or if its volume is unknown (volumes
+    are then left alone: the data might be the workspace's)."""
     kept = next((h for h in held if not isinstance(h, tuple) and h.machine_id == machine_id), None)
     if kept is None:
         return []

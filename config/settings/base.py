@@ -182,7 +182,7 @@ API_TOKEN_LAST_USED_RESOLUTION_SECONDS = 60
 
 # --- Workspaces ------------------------------------------------------------------------------------
 
-# The hardware catalogue (API.md, "Hardware rules"). A deployment can replace it with a JSON value.
+# The hardware catalogue (docs/api.md, "Hardware"). A deployment can replace it with a JSON value.
 WORKSPACE_HARDWARE_CATALOGUE = env.json(
     "WORKSPACE_HARDWARE_CATALOGUE",
     default={

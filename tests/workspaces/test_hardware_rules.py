@@ -1,4 +1,4 @@
-"""Every hardware rule of API.md, at its boundaries on both sides, through the create endpoint."""
+"""Every hardware rule of docs/api.md, at its boundaries on both sides, through the create endpoint."""
 
 import pytest
 from django.test import override_settings
