@@ -41,9 +41,8 @@ def test_a_create_has_one_success_answer_so_every_generator_types_it_as_a_worksp
     assert "dry_run" not in {p["name"] for p in create["parameters"]}
     plan = schema["paths"]["/projects/{id}/workspaces/plan"]["post"]
     assert plan["operationId"] == "workspaces_plan"
-    assert plan["requestBody"]["content"]["application/json"]["schema"] == (
-        create["requestBody"]["content"]["application/json"]["schema"]
-    )
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert plan["requestBody"]["content"]["application/json"]["schema"] == body
     assert [status for status in plan["responses"] if status.startswith("2")] == ["200"]
     assert plan["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/WorkspacePlan"
