@@ -12,6 +12,7 @@ from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
     extend_schema_view,
@@ -220,7 +221,10 @@ CREATE_REQUEST_EXAMPLE = OpenApiExample(
         parameters=[PROJECT_ID],
         request=WorkspaceCreateInputSerializer,
         responses={
-            200: WorkspacePlanSerializer,
+            200: OpenApiResponse(
+                WorkspacePlanSerializer,
+                description="What a create with this body would make; nothing was created.",
+            ),
             **error_responses(400, 401, 403, 404, 415, 429, bad_request=BAD_HARDWARE),
         },
         examples=[
