@@ -63,8 +63,8 @@ def main(argv: list[str]) -> int:
                 "GET /nope (404, no token)": lambda: client.get("/nope"),
                 "GET /profile": lambda: client.get("/profile", **headers),
                 "GET /projects/{id}": lambda: client.get(project_path, **headers),
-                "POST .../workspaces?dry_run=true": lambda: client.post(
-                    f"{project_path}/workspaces?dry_run=true",
+                "POST .../workspaces/plan": lambda: client.post(
+                    f"{project_path}/workspaces/plan",
                     CREATE_BODY,
                     content_type="application/json",
                     **headers,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 
@@ -27,10 +28,32 @@ from config.errors import ApiError
 _RENDERER = JSONRenderer()
 
 
+# How the schema says it: the ETag of a 200 answer, the optional If-Match of a write (412 is in
+# config/openapi.py's error_responses()).
+ETAG_HEADER = OpenApiParameter(
+    "ETag",
+    {"type": "string"},
+    location=OpenApiParameter.HEADER,
+    response=[200],
+    description="The resource's entity tag: send it back in `If-Match` to write only if it is unchanged.",
+)
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    {"type": "string"},
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Write only if the resource still has this `ETag` (or `*`); otherwise 412 "
+    "`precondition_failed`, and nothing changes. Without it, the write goes ahead.",
+)
+
+
 class PreconditionFailed(ApiError):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     code = "precondition_failed"
     message = "The resource changed since you read it (If-Match does not match its ETag)."
+
+
+PRECONDITION_DETAIL = {"field": None, "code": PreconditionFailed.code, "message": PreconditionFailed.message}
 
 
 def etag_for(representation: Any) -> str:
@@ -61,16 +84,7 @@ def check_if_match(request, representation: Any) -> None:
         return
     current = etag_for(representation)
     if current not in tags:
-        raise PreconditionFailed(
-            details=[
-                {
-                    "field": None,
-                    "code": PreconditionFailed.code,
-                    "message": PreconditionFailed.message,
-                    "allowed": {"etag": current},
-                }
-            ]
-        )
+        raise PreconditionFailed(details=[{**PRECONDITION_DETAIL, "allowed": {"etag": current}}])
 
 
 def with_etag(response):

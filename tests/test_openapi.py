@@ -28,10 +28,43 @@ def test_the_create_endpoint_documents_every_response_with_the_error_schema(sche
     assert list(operation["requestBody"]["content"]) == ["application/json"]  # JSON only: no form parsers
     parameters = {p["name"]: p for p in operation["parameters"]}
     assert parameters["id"]["schema"] == {"type": "string", "format": "uuid"}
-    assert parameters["dry_run"]["in"] == "query"
     assert parameters["Idempotency-Key"]["in"] == "header"
     for status in ["409", "422", "429"]:
         assert responses[status]["content"]["application/json"]["schema"] == ERROR_REF, status
+
+
+def test_a_create_has_one_success_answer_so_every_generator_types_it_as_a_workspace(schema):
+    # Generators type an operation by its lowest 2xx: a documented dry-run 200 made typescript-fetch
+    # parse a real create as a WorkspacePlan. The dry run is an operation of its own.
+    create = schema["paths"]["/projects/{id}/workspaces"]["post"]
+    assert [status for status in create["responses"] if status.startswith("2")] == ["201"]
+    assert "dry_run" not in {p["name"] for p in create["parameters"]}
+    plan = schema["paths"]["/projects/{id}/workspaces/plan"]["post"]
+    assert plan["operationId"] == "workspaces_plan"
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert plan["requestBody"]["content"]["application/json"]["schema"] == body
+    assert [status for status in plan["responses"] if status.startswith("2")] == ["200"]
+    assert plan["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/WorkspacePlan"
+    }
+
+
+def test_a_workspace_documents_its_etag_and_if_match(schema):
+    detail = schema["paths"]["/workspaces/{id}"]
+    for label, operation in [
+        ("GET", detail["get"]),
+        ("PATCH", detail["patch"]),
+        ("start", schema["paths"]["/workspaces/{id}/start"]["post"]),
+        ("stop", schema["paths"]["/workspaces/{id}/stop"]["post"]),
+    ]:
+        assert operation["responses"]["200"]["headers"]["ETag"]["schema"] == {"type": "string"}, label
+    for method in ["patch", "delete"]:
+        parameters = {p["name"]: p for p in detail[method]["parameters"]}
+        assert parameters["If-Match"]["in"] == "header" and not parameters["If-Match"].get("required")
+        failed = detail[method]["responses"]["412"]["content"]["application/json"]
+        assert failed["schema"] == ERROR_REF
+        (example,) = failed["examples"].values()
+        assert example["value"]["code"] == "precondition_failed"
 
 
 def test_bearer_security_scheme(schema):

@@ -53,14 +53,16 @@ def project_workspaces(*, project: Project) -> QuerySet[Workspace]:
     return Workspace.live.filter(project=project).order_by("created_at", "id")
 
 
-def workspace_get_for(*, user: User, workspace_id: str, action: str = "view") -> Workspace:
-    """The workspace, if the user may see it (else 404) and may do ``action`` to it (else 403)."""
-    workspace = (
-        workspaces_visible_to(user)
-        .select_related("project")
-        .filter(pk=parse_uuid(workspace_id, what="Workspace"))
-        .first()
-    )
+def workspace_get_for(
+    *, user: User, workspace_id: str, action: str = "view", for_update: bool = False
+) -> Workspace:
+    """The workspace, if the user may see it (else 404) and may do ``action`` to it (else 403).
+    ``for_update``: read with the workspace's row lock (inside a transaction), so that what the
+    caller checks (an ``If-Match``) still holds when it writes."""
+    workspaces = workspaces_visible_to(user).select_related("project")
+    if for_update:
+        workspaces = workspaces.select_for_update(of=("self",))
+    workspace = workspaces.filter(pk=parse_uuid(workspace_id, what="Workspace")).first()
     if workspace is None:
         raise NotFound("Workspace not found.")
     if action != "view":

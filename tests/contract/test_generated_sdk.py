@@ -7,6 +7,7 @@ a TypeScript client from the same schema without errors."""
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -50,6 +51,18 @@ def sdk(tmp_path_factory):
         yield importlib.import_module("workspaces_api_client")
     finally:
         sys.path.remove(str(out))
+
+
+def test_the_python_sdk_types_a_create_as_a_workspace_and_a_plan_as_a_plan(sdk):
+    import typing
+
+    from workspaces_api_client.api.workspaces import workspaces_create, workspaces_plan
+    from workspaces_api_client.models import ApiError, Workspace, WorkspacePlan
+
+    created = typing.get_type_hints(workspaces_create.sync)["return"]
+    planned = typing.get_type_hints(workspaces_plan.sync)["return"]
+    assert set(typing.get_args(created)) == {ApiError, Workspace, type(None)}
+    assert set(typing.get_args(planned)) == {ApiError, WorkspacePlan, type(None)}
 
 
 def _wait_for(get_status, wanted, timeout=60):
@@ -199,6 +212,17 @@ def test_openapi_generator_makes_clients_without_errors(generator, tmp_path):
     assert " ERROR " not in output, output
     generated = list((tmp_path / generator).rglob("*.py" if generator == "python" else "*.ts"))
     assert len(generated) > 20
+    # A real create is typed as the workspace it makes (the dry run, typed as a plan, is its own
+    # operation): these generators type an operation by one success answer.
+    source = "\n".join(path.read_text() for path in generated if "api" in path.parent.name)
+    python = generator == "python"
+    for name, typed in [("workspaces_create", "Workspace"), ("workspaces_plan", "WorkspacePlan")]:
+        if python:
+            signature = rf"def {name}\(.*?\) -> (\w+):"
+        else:
+            signature = rf"async {name.replace('_c', 'C').replace('_p', 'P')}\(.*?\): Promise<(\w+)>"
+        match = re.search(signature, source, re.DOTALL)
+        assert match and match.group(1) == typed, (name, match and match.group(1))
     if generator == "python":
         compiled = _run([sys.executable, "-m", "compileall", "-q", str(tmp_path / generator)], cwd=tmp_path)
         assert compiled.returncode == 0, compiled.stdout + compiled.stderr

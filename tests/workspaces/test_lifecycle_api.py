@@ -258,3 +258,43 @@ def test_the_timeline_says_who_acted(api, project, user):
     assert event["actor"]["email"] == user.email
     assert event["actor"]["token_prefix"].startswith("wsk_")
     assert event["created_at"].endswith("Z")
+
+
+# --- the URLs the router serves -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_every_workspace_url_answers_with_or_without_a_trailing_slash(api, project, slash, tasks_not_sent):
+    workspace = make_workspace(project, S.STOPPED)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {api.token}"}
+    base = f"/workspaces/{workspace.id}"
+    assert api.get(f"/workspaces{slash}").status_code == 200
+    assert api.get(f"/projects/{project.id}/workspaces{slash}").status_code == 200
+    assert api.post(f"/projects/{project.id}/workspaces/plan{slash}").status_code == 200
+    assert api.get(f"{base}{slash}").status_code == 200
+    assert api.get(f"{base}/events{slash}").status_code == 200
+    assert api.client.head(f"{base}{slash}", **auth).status_code == 200
+    assert api.client.options(f"{base}{slash}", **auth).status_code == 200
+    assert api.client.patch(f"{base}{slash}", {}, format="json", **auth).status_code == 200
+    assert api.post(f"{base}/start{slash}").status_code == 200
+    assert api.client.delete(f"{base}{slash}", **auth).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/workspaces"),
+        ("put", "/workspaces/{id}"),
+        ("get", "/workspaces/{id}/start"),
+        ("delete", "/projects/{project}/workspaces"),
+        ("get", "/projects/{project}/workspaces/plan"),
+    ],
+)
+def test_a_method_a_url_does_not_serve_is_a_405_in_the_error_shape(api, project, method, path):
+    workspace = make_workspace(project)
+    response = getattr(api.client, method)(
+        path.format(id=workspace.id, project=project.id), HTTP_AUTHORIZATION=f"Bearer {api.token}"
+    )
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert method.upper() not in response["Allow"]

@@ -120,14 +120,21 @@ def test_two_concurrent_creates_cannot_both_take_the_last_slot(user, tasks_not_s
     assert [name for name, _ in tasks_not_sent] == ["provision_workspace"]
 
 
-# --- dry run ------------------------------------------------------------------------------------
+# --- dry run: POST /projects/{id}/workspaces/plan, and ?dry_run=true on the create (kept for compatibility)
+
+PLAN_WAYS = ["/workspaces/plan", "/workspaces?dry_run=true"]
 
 
-def test_dry_run_validates_everything_and_creates_nothing(api, project, django_capture_on_commit_callbacks):
+def plan(api, project, way, body=None):
+    return api.post(f"/projects/{project.id}{way}", body)
+
+
+@pytest.mark.parametrize("way", PLAN_WAYS)
+def test_dry_run_validates_everything_and_creates_nothing(
+    api, project, way, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
-        response = api.post(
-            f"/projects/{project.id}/workspaces?dry_run=true", {"hardware": {"cpus": 4, "memory_mb": 4096}}
-        )
+        response = plan(api, project, way, {"hardware": {"cpus": 4, "memory_mb": 4096}})
     assert response.status_code == 200
     assert response.json() == {
         "hardware": {
@@ -139,23 +146,30 @@ def test_dry_run_validates_everything_and_creates_nothing(api, project, django_c
         },
         "keep_active": False,
     }
+    assert "Location" not in response
     assert not Workspace.objects.exists()
     assert callbacks == []
 
 
-def test_dry_run_reports_the_same_errors(api, project, api_for):
-    assert (
-        api.post(f"/projects/{project.id}/workspaces?dry_run=true", {"hardware": {"cpus": 3}}).status_code
-        == 400
-    )
-    from tests.factories import UserFactory
+@pytest.mark.parametrize("way", PLAN_WAYS)
+def test_dry_run_reports_the_same_errors(api, project, api_for, way):
+    from projects.models import Role
+    from tests.factories import MembershipFactory, UserFactory
 
-    assert api_for(UserFactory()).post(f"/projects/{project.id}/workspaces?dry_run=true").status_code == 404
+    bad = plan(api, project, way, {"hardware": {"cpus": 3}})
+    assert bad.status_code == 400
+    assert bad.json()["details"][0]["field"] == "hardware.cpus"
+    assert plan(api, project, way, {"hardwere": {}}).json()["details"][0]["code"] == "unknown_field"
+    assert plan(api_for(UserFactory()), project, way).status_code == 404
+    viewer = MembershipFactory(project=project, role=Role.VIEWER).user
+    assert plan(api_for(viewer), project, way).status_code == 403
+    assert not Workspace.objects.exists()
 
 
+@pytest.mark.parametrize("way", PLAN_WAYS)
 @override_settings(WORKSPACE_QUOTA_DEFAULTS={**SMALL, "max_workspaces": 0})
-def test_dry_run_checks_the_quota(api, project):
-    response = api.post(f"/projects/{project.id}/workspaces?dry_run=true")
+def test_dry_run_checks_the_quota(api, project, way):
+    response = plan(api, project, way)
     assert response.status_code == 403
     assert response.json()["code"] == "quota_exceeded"
 
@@ -170,3 +184,23 @@ def test_dry_run_is_strict(api, project, value):
 
 def test_dry_run_false_creates(api, project):
     assert api.post(f"/projects/{project.id}/workspaces?dry_run=false").status_code == 201
+
+
+def test_the_plan_is_a_post_with_a_json_body(api, project):
+    assert api.get(f"/projects/{project.id}/workspaces/plan").status_code == 405
+    response = api.post(f"/projects/{project.id}/workspaces/plan", raw="cpus=2", content_type="text/plain")
+    assert response.status_code == 415
+
+
+@override_settings(API_RATE_LIMITS={"user": "100/minute", "workspace_create": "1/minute"})
+def test_a_plan_starts_nothing_so_only_the_general_limit_counts_it(api, project):
+    from django.core.cache import cache
+
+    cache.clear()
+    try:
+        for _ in range(3):
+            assert plan(api, project, "/workspaces/plan").status_code == 200
+        assert api.post(f"/projects/{project.id}/workspaces").status_code == 201
+        assert api.post(f"/projects/{project.id}/workspaces").status_code == 429
+    finally:
+        cache.clear()

@@ -1,14 +1,19 @@
+"""The workspaces API's URLs: a router for the two viewsets (no trailing slash in the patterns:
+StripTrailingSlashMiddleware lets every path work with one too), and the agent's heartbeat."""
+
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
 from workspaces.api import views
 from workspaces.api.heartbeat import WorkspaceHeartbeatView
 
+router = SimpleRouter(trailing_slash=False)
+router.register(
+    r"projects/(?P<id>[^/]+)/workspaces", views.ProjectWorkspaceViewSet, basename="project-workspace"
+)
+router.register(r"workspaces", views.WorkspaceViewSet, basename="workspace")
+
 urlpatterns = [
-    path("projects/<str:id>/workspaces", views.ProjectWorkspacesView.as_view(), name="project-workspaces"),
-    path("workspaces", views.WorkspaceListView.as_view(), name="workspace-list"),
-    path("workspaces/<str:id>", views.WorkspaceDetailView.as_view(), name="workspace-detail"),
-    path("workspaces/<str:id>/start", views.WorkspaceStartView.as_view(), name="workspace-start"),
-    path("workspaces/<str:id>/stop", views.WorkspaceStopView.as_view(), name="workspace-stop"),
-    path("workspaces/<str:id>/events", views.WorkspaceEventsView.as_view(), name="workspace-events"),
+    *router.urls,
     path("workspaces/<str:id>/heartbeat", WorkspaceHeartbeatView.as_view(), name="workspace-heartbeat"),
 ]

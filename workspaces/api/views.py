@@ -1,15 +1,28 @@
+"""The workspaces API: two viewsets, one per URL family, each operation a method or an action.
+
+``ProjectWorkspaceViewSet`` serves ``/projects/{id}/workspaces`` (list, create, and the create's dry
+run ``/plan``); ``WorkspaceViewSet`` serves ``/workspaces`` and ``/workspaces/{id}`` with its
+lifecycle actions. The caller's scope is applied in one place (``get_object``, through the scoping
+selector); services decide, serializers validate, and the methods below only connect them. The
+schema is declared with ``extend_schema_view`` at each class, so the method bodies stay short.
+(The agent's heartbeat, with its own authentication, is an APIView in heartbeat.py.)
+"""
+
 from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_serializer,
+    extend_schema_view,
     inline_serializer,
 )
-from rest_framework import status
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from config.conditional import ETAG_HEADER, IF_MATCH_PARAMETER, check_if_match, etag_for
 from config.errors import ValidationFailed
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.openapi import BAD_HARDWARE, BAD_PAGE, BAD_STATE, error_responses, uuid_path_parameter
@@ -25,6 +38,7 @@ from workspaces.api.serializers import (
     WorkspaceSerializer,
     WorkspaceUpdateInputSerializer,
 )
+from workspaces.models import Workspace
 from workspaces.services import Actor
 
 EXAMPLE_HARDWARE = {
@@ -89,15 +103,15 @@ EXAMPLE_EVENTS = {
 }
 WORKSPACE_ID = uuid_path_parameter("id", "Workspace ID (UUID).")
 PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
-DRY_RUN_PARAMETER = OpenApiParameter(
-    "dry_run",
-    bool,
-    description="`true`: run every check (access, hardware, quota) and create nothing; answers 200 with the "
-    "hardware that would be used.",
+DRY_RUN_COMPATIBILITY = (
+    "`?dry_run=true` on `POST /projects/{id}/workspaces` still answers as `workspaces_plan` does, "
+    "kept for compatibility; typed clients use `workspaces_plan`."
 )
 
 
 def parse_dry_run(request) -> bool:
+    """``?dry_run=`` on the create (kept for compatibility, no longer documented): strict, like
+    every other parameter."""
     value = request.query_params.get("dry_run")
     if value in (None, "false"):
         return False
@@ -115,12 +129,158 @@ def parse_dry_run(request) -> bool:
     )
 
 
+def validated(serializer_class, request) -> dict:
+    """The request body, checked by ``serializer_class`` (a 400 in our error shape if it is not valid)."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def workspace_response(workspace: Workspace, body: dict | None = None, **kwargs) -> Response:
+    """An answer about one workspace: ``body`` (default: the workspace itself) with the workspace's
+    ``ETag``, the tag a later ``If-Match`` is compared with."""
+    representation = WorkspaceSerializer(workspace).data
+    response = Response(representation if body is None else body, **kwargs)
+    response["ETag"] = etag_for(representation)
+    return response
+
+
 def workspace_list_serializer(name):
-    return inline_serializer(name, {"workspaces": WorkspaceSerializer(many=True)})
+    # The envelope is one object: many=False keeps drf-spectacular from wrapping a viewset's `list`
+    # answer in an array.
+    return extend_schema_serializer(many=False)(
+        inline_serializer(name, {"workspaces": WorkspaceSerializer(many=True)})
+    )
 
 
-class WorkspaceListView(APIView):
-    @extend_schema(
+def _lifecycle_schema(operation_id: str, summary: str, description: str, example: str):
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description=description,
+        tags=["Workspaces"],
+        request=None,
+        parameters=[WORKSPACE_ID, IDEMPOTENCY_PARAMETER, ETAG_HEADER],
+        responses={
+            200: StatusChangeSerializer,
+            **error_responses(400, 401, 403, 404, 409, 422, 429, bad_request=BAD_STATE),
+        },
+        examples=[OpenApiExample(example.capitalize(), value={"status": example}, response_only=True)],
+    )
+
+
+CREATE_REQUEST_EXAMPLE = OpenApiExample(
+    "Request", value={"hardware": EXAMPLE_HARDWARE, "keep_active": False}, request_only=True
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="project_workspaces_list",
+        summary="List a project's workspaces",
+        description="The project's workspaces, oldest first, whoever created them.",
+        tags=["Workspaces"],
+        parameters=[PROJECT_ID, *PAGINATION_PARAMETERS],
+        responses={
+            200: workspace_list_serializer("ProjectWorkspaceList"),
+            **error_responses(400, 401, 404, bad_request=BAD_PAGE),
+        },
+    ),
+    create=extend_schema(
+        operation_id="workspaces_create",
+        summary="Create Workspace",
+        description=(
+            "Creates a new workspace in the specified project. The workspace will be provisioned with the given "
+            "hardware configuration or your default settings. It is returned in `creating`; poll "
+            "`GET /workspaces/{id}` until it is `running` (with `machine_id` and `private_ip`) or `error` "
+            "(with `error_message`). To run every check without creating anything, use `workspaces_plan`. "
+            + DRY_RUN_COMPATIBILITY
+        ),
+        tags=["Workspaces"],
+        parameters=[PROJECT_ID, IDEMPOTENCY_PARAMETER],
+        request=WorkspaceCreateInputSerializer,
+        responses={
+            201: WorkspaceSerializer,
+            **error_responses(400, 401, 403, 404, 409, 415, 422, 429, bad_request=BAD_HARDWARE),
+        },
+        examples=[
+            CREATE_REQUEST_EXAMPLE,
+            OpenApiExample("Created", response_only=True, status_codes=["201"], value=EXAMPLE_WORKSPACE),
+        ],
+    ),
+    plan=extend_schema(
+        operation_id="workspaces_plan",
+        summary="Plan a workspace (dry run)",
+        description=(
+            "The create's dry run: the same body and every check the create makes (access to the project, "
+            "hardware rules, your quota), with the same errors, and nothing created. Answers with the "
+            "hardware a create would use (your defaults with the request's fields laid over them). "
+            + DRY_RUN_COMPATIBILITY
+        ),
+        tags=["Workspaces"],
+        parameters=[PROJECT_ID],
+        request=WorkspaceCreateInputSerializer,
+        responses={
+            200: OpenApiResponse(
+                WorkspacePlanSerializer,
+                description="What a create with this body would make; nothing was created.",
+            ),
+            **error_responses(400, 401, 403, 404, 415, 429, bad_request=BAD_HARDWARE),
+        },
+        examples=[
+            CREATE_REQUEST_EXAMPLE,
+            OpenApiExample(
+                "Plan", response_only=True, value={"hardware": EXAMPLE_HARDWARE, "keep_active": False}
+            ),
+        ],
+    ),
+)
+class ProjectWorkspaceViewSet(viewsets.ViewSet):
+    """``/projects/{id}/workspaces``: a project's workspaces, and creating one."""
+
+    # Creating workspaces starts machines: the create has its own, stricter limit (POSTs only).
+    throttle_classes = [UserRateThrottle, CreateRateThrottle]
+
+    def list(self, request, id):
+        project = project_get_for(user=request.user, project_id=id)
+        return paginated_response(
+            request, selectors.project_workspaces(project=project), WorkspaceSerializer, "workspaces"
+        )
+
+    @idempotent
+    def create(self, request, id):
+        if parse_dry_run(request):
+            return self.plan(request, id)
+        # One transaction: the project's access check also takes the create's locks (one round trip).
+        with transaction.atomic():
+            project = services.workspace_create_project_lock(user=request.user, project_id=id)
+            data = validated(WorkspaceCreateInputSerializer, request)
+            workspace = services.workspace_create(
+                project=project,
+                user=request.user,
+                hardware=data.get("hardware"),
+                keep_active=data["keep_active"],
+                actor=Actor.for_request(request),
+                locked=True,
+            )
+        return Response(
+            WorkspaceSerializer(workspace).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/workspaces/{workspace.id}"},
+        )
+
+    # A plan starts no machine: the general rate limit only (a ?dry_run=true create still counts
+    # against the create's, as it always did).
+    @action(detail=False, methods=["post"], throttle_classes=[UserRateThrottle])
+    def plan(self, request, id):
+        project_get_for(user=request.user, project_id=id, action="create_workspace")
+        data = validated(WorkspaceCreateInputSerializer, request)
+        hardware = services.workspace_plan(user=request.user, hardware=data.get("hardware"))
+        return Response({"hardware": hardware.as_dict(), "keep_active": data["keep_active"]})
+
+
+@extend_schema_view(
+    list=extend_schema(
         operation_id="workspaces_list",
         summary="List your workspaces",
         description="All workspaces in the projects you can see, oldest first.",
@@ -140,187 +300,59 @@ class WorkspaceListView(APIView):
             200: workspace_list_serializer("WorkspaceList"),
             **error_responses(400, 401, bad_request=BAD_PAGE),
         },
-    )
-    def get(self, request):
-        workspaces = selectors.workspace_list(
-            user=request.user,
-            status=request.query_params.get("status"),
-            project_id=request.query_params.get("project_id"),
-        )
-        return paginated_response(request, workspaces, WorkspaceSerializer, "workspaces")
-
-
-class ProjectWorkspacesView(APIView):
-    throttle_classes = [UserRateThrottle, CreateRateThrottle]
-
-    @extend_schema(
-        operation_id="project_workspaces_list",
-        summary="List a project's workspaces",
-        description="The project's workspaces, oldest first, whoever created them.",
-        tags=["Workspaces"],
-        parameters=[PROJECT_ID, *PAGINATION_PARAMETERS],
-        responses={
-            200: workspace_list_serializer("ProjectWorkspaceList"),
-            **error_responses(400, 401, 404, bad_request=BAD_PAGE),
-        },
-    )
-    def get(self, request, id):
-        project = project_get_for(user=request.user, project_id=id)
-        return paginated_response(
-            request, selectors.project_workspaces(project=project), WorkspaceSerializer, "workspaces"
-        )
-
-    @extend_schema(
-        operation_id="workspaces_create",
-        summary="Create Workspace",
-        description=(
-            "Creates a new workspace in the specified project. The workspace will be provisioned with the given "
-            "hardware configuration or your default settings. It is returned in `creating`; poll "
-            "`GET /workspaces/{id}` until it is `running` (with `machine_id` and `private_ip`) or `error` "
-            "(with `error_message`)."
-        ),
-        tags=["Workspaces"],
-        parameters=[PROJECT_ID, DRY_RUN_PARAMETER, IDEMPOTENCY_PARAMETER],
-        request=WorkspaceCreateInputSerializer,
-        responses={
-            201: WorkspaceSerializer,
-            200: OpenApiResponse(
-                WorkspacePlanSerializer, description="`dry_run=true`: what would be created."
-            ),
-            **error_responses(400, 401, 403, 404, 409, 415, 422, 429, bad_request=BAD_HARDWARE),
-        },
-        examples=[
-            OpenApiExample(
-                "Request", value={"hardware": EXAMPLE_HARDWARE, "keep_active": False}, request_only=True
-            ),
-            OpenApiExample("Created", response_only=True, status_codes=["201"], value=EXAMPLE_WORKSPACE),
-        ],
-    )
-    @idempotent
-    def post(self, request, id):
-        # One transaction: the project's access check also takes the create's locks (one round trip).
-        with transaction.atomic():
-            project = services.workspace_create_project_lock(user=request.user, project_id=id)
-            serializer = WorkspaceCreateInputSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            if parse_dry_run(request):
-                hardware = services.workspace_plan(
-                    user=request.user, hardware=serializer.validated_data.get("hardware")
-                )
-                return Response(
-                    {"hardware": hardware.as_dict(), "keep_active": serializer.validated_data["keep_active"]}
-                )
-            workspace = services.workspace_create(
-                project=project,
-                user=request.user,
-                hardware=serializer.validated_data.get("hardware"),
-                keep_active=serializer.validated_data["keep_active"],
-                actor=Actor.for_request(request),
-                locked=True,
-            )
-        return Response(
-            WorkspaceSerializer(workspace).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": f"/workspaces/{workspace.id}"},
-        )
-
-
-class WorkspaceDetailView(APIView):
-    @extend_schema(
+    ),
+    retrieve=extend_schema(
         operation_id="workspaces_retrieve",
         summary="Get a workspace",
         description=(
             "A workspace in a project you can see. Poll it after a create, start or stop: `status` moves "
             "through `creating`/`starting` to `running`, or `stopping` to `stopped`; on a failure it is "
             "`error` (or `stop_failed`) with `error_message`. `machine_id`, `private_ip` and `git_ref` "
-            "are null until the machine runs."
+            "are null until the machine runs. The `ETag` header tags this representation: send it back "
+            "in `If-Match` to change or delete the workspace only if nobody changed it since."
         ),
         tags=["Workspaces"],
-        parameters=[WORKSPACE_ID],
+        parameters=[WORKSPACE_ID, ETAG_HEADER],
         responses={200: WorkspaceSerializer, **error_responses(401, 404)},
         examples=[OpenApiExample("Running", value=EXAMPLE_RUNNING, response_only=True)],
-    )
-    def get(self, request, id):
-        return Response(
-            WorkspaceSerializer(selectors.workspace_get_for(user=request.user, workspace_id=id)).data
-        )
-
-    @extend_schema(
+    ),
+    partial_update=extend_schema(
         operation_id="workspaces_partial_update",
         summary="Change a workspace",
-        description="Only `keep_active` can be changed. Counts as activity for idle auto-stop.",
+        description=(
+            "Only `keep_active` can be changed. Counts as activity for idle auto-stop. With `If-Match`, "
+            "the change is made only if the workspace still has that `ETag` (else 412, nothing changed)."
+        ),
         tags=["Workspaces"],
-        parameters=[WORKSPACE_ID],
+        parameters=[WORKSPACE_ID, IF_MATCH_PARAMETER, ETAG_HEADER],
         request=WorkspaceUpdateInputSerializer,
-        responses={200: WorkspaceSerializer, **error_responses(400, 401, 403, 404, 415)},
-    )
-    def patch(self, request, id):
-        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
-        serializer = WorkspaceUpdateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        workspace = services.workspace_update(
-            workspace=workspace, actor=Actor.for_request(request), **serializer.validated_data
-        )
-        return Response(WorkspaceSerializer(workspace).data)
-
-    @extend_schema(
+        responses={200: WorkspaceSerializer, **error_responses(400, 401, 403, 404, 412, 415)},
+    ),
+    destroy=extend_schema(
         operation_id="workspaces_destroy",
         summary="Delete a workspace",
-        description="The workspace is gone from the API at once; its machine and volume are destroyed in the background.",
+        description=(
+            "The workspace is gone from the API at once; its machine and volume are destroyed in the "
+            "background. With `If-Match`, only if the workspace still has that `ETag` (else 412, "
+            "nothing deleted)."
+        ),
         tags=["Workspaces"],
-        parameters=[WORKSPACE_ID],
-        responses={204: None, **error_responses(401, 403, 404)},
-    )
-    def delete(self, request, id):
-        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
-        services.workspace_delete(workspace=workspace, actor=Actor.for_request(request))
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class WorkspaceStartView(APIView):
-    @extend_schema(
-        operation_id="workspaces_start",
-        summary="Start a workspace",
-        description="Starts a `stopped` workspace, or retries one in `error`. It moves to `starting`, then `running`.",
-        tags=["Workspaces"],
-        request=None,
-        parameters=[WORKSPACE_ID, IDEMPOTENCY_PARAMETER],
-        responses={
-            200: StatusChangeSerializer,
-            **error_responses(400, 401, 403, 404, 409, 422, 429, bad_request=BAD_STATE),
-        },
-        examples=[OpenApiExample("Starting", value={"status": "starting"}, response_only=True)],
-    )
-    @idempotent
-    def post(self, request, id):
-        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
-        workspace = services.workspace_start(workspace=workspace, actor=Actor.for_request(request))
-        return Response({"status": workspace.status})
-
-
-class WorkspaceStopView(APIView):
-    @extend_schema(
-        operation_id="workspaces_stop",
-        summary="Stop a workspace",
-        description="Stops a `running` workspace (or retries a `stop_failed` one); its volume survives.",
-        tags=["Workspaces"],
-        request=None,
-        parameters=[WORKSPACE_ID, IDEMPOTENCY_PARAMETER],
-        responses={
-            200: StatusChangeSerializer,
-            **error_responses(400, 401, 403, 404, 409, 422, 429, bad_request=BAD_STATE),
-        },
-        examples=[OpenApiExample("Stopping", value={"status": "stopping"}, response_only=True)],
-    )
-    @idempotent
-    def post(self, request, id):
-        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id, action="manage_workspace")
-        workspace = services.workspace_stop(workspace=workspace, actor=Actor.for_request(request))
-        return Response({"status": workspace.status})
-
-
-class WorkspaceEventsView(APIView):
-    @extend_schema(
+        parameters=[WORKSPACE_ID, IF_MATCH_PARAMETER],
+        responses={204: None, **error_responses(401, 403, 404, 412)},
+    ),
+    start=_lifecycle_schema(
+        "workspaces_start",
+        "Start a workspace",
+        "Starts a `stopped` workspace, or retries one in `error`. It moves to `starting`, then `running`.",
+        "starting",
+    ),
+    stop=_lifecycle_schema(
+        "workspaces_stop",
+        "Stop a workspace",
+        "Stops a `running` workspace (or retries a `stop_failed` one); its volume survives.",
+        "stopping",
+    ),
+    events=extend_schema(
         operation_id="workspaces_events_list",
         summary="A workspace's timeline",
         description="Every status change, step and error, oldest first, with who or what acted.",
@@ -331,9 +363,77 @@ class WorkspaceEventsView(APIView):
             **error_responses(400, 401, 404, bad_request=BAD_PAGE),
         },
         examples=[OpenApiExample("Timeline", value=EXAMPLE_EVENTS, response_only=True)],
-    )
-    def get(self, request, id):
-        workspace = selectors.workspace_get_for(user=request.user, workspace_id=id)
+    ),
+)
+class WorkspaceViewSet(viewsets.ViewSet):
+    """``/workspaces`` and ``/workspaces/{id}``: the caller's workspaces and their lifecycle."""
+
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[^/]+"  # any id reaches get_object, which answers our 404 for a non-UUID
+    # Reading needs only to see the workspace; every other action changes it.
+    READ_ACTIONS = frozenset({"retrieve", "events"})
+
+    def get_object(self, *, for_update: bool = False) -> Workspace:
+        """The workspace in the URL, if the caller may see it (404) and do this action to it (403)."""
+        return selectors.workspace_get_for(
+            user=self.request.user,
+            workspace_id=self.kwargs["id"],
+            action="view" if self.action in self.READ_ACTIONS else "manage_workspace",
+            for_update=for_update,
+        )
+
+    def get_object_if_match(self) -> Workspace:
+        """In the caller's transaction: the workspace, locked, if the request's ``If-Match`` (if any)
+        names its current ``ETag``, else 412; so nothing can change it between the check and the write."""
+        workspace = self.get_object(for_update=True)
+        check_if_match(self.request, WorkspaceSerializer(workspace).data)
+        return workspace
+
+    def lifecycle(self, operation) -> Response:
+        """Call a lifecycle service on the workspace and answer its new status (with its ``ETag``)."""
+        workspace = operation(workspace=self.get_object(), actor=Actor.for_request(self.request))
+        return workspace_response(workspace, {"status": workspace.status})
+
+    def list(self, request):
+        workspaces = selectors.workspace_list(
+            user=request.user,
+            status=request.query_params.get("status"),
+            project_id=request.query_params.get("project_id"),
+        )
+        return paginated_response(request, workspaces, WorkspaceSerializer, "workspaces")
+
+    def retrieve(self, request, id):
+        return workspace_response(self.get_object())
+
+    def partial_update(self, request, id):
+        with transaction.atomic():
+            workspace = self.get_object_if_match()
+            data = validated(WorkspaceUpdateInputSerializer, request)
+            workspace = services.workspace_update(
+                workspace=workspace, actor=Actor.for_request(request), **data
+            )
+        return workspace_response(workspace)
+
+    def destroy(self, request, id):
+        with transaction.atomic():
+            services.workspace_delete(workspace=self.get_object_if_match(), actor=Actor.for_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def start(self, request, id):
+        return self.lifecycle(services.workspace_start)
+
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def stop(self, request, id):
+        return self.lifecycle(services.workspace_stop)
+
+    @action(detail=True, methods=["get"])
+    def events(self, request, id):
         return paginated_response(
-            request, selectors.workspace_events(workspace=workspace), WorkspaceEventSerializer, "events"
+            request,
+            selectors.workspace_events(workspace=self.get_object()),
+            WorkspaceEventSerializer,
+            "events",
         )
