@@ -57,8 +57,11 @@ def test_the_live_server_keeps_its_contract_under_fuzzing(live, tmp_path):
         *("--config-file", str(HERE / "schemathesis.toml")),
         "run",
         f"{live.url}/openapi.json",
-        # Every check but one, which schemathesis.toml explains.
-        *("--checks", "all", "--exclude-checks", "ensure_resource_availability", "--workers", "2"),
+        # Every check but one, which schemathesis.toml explains. One worker thread: with two, Python
+        # 3.11.7's ast module (which Hypothesis uses to describe its strategies) now and then fails
+        # with "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905, fixed in
+        # 3.11.8), a runtime error of the tool, not an answer of ours.
+        *("--checks", "all", "--exclude-checks", "ensure_resource_availability", "--workers", "1"),
         *("--report", "junit", "--report-dir", str(tmp_path)),
     ]
     result = subprocess.run(  # noqa: S603 (our own command line)
