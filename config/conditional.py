@@ -19,10 +19,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 
-from config.errors import ApiError
+from config.errors import ApiError, error_body
 
 _RENDERER = JSONRenderer()
 
@@ -61,16 +62,26 @@ def check_if_match(request, representation: Any) -> None:
         return
     current = etag_for(representation)
     if current not in tags:
-        raise PreconditionFailed(
-            details=[
-                {
-                    "field": None,
-                    "code": PreconditionFailed.code,
-                    "message": PreconditionFailed.message,
-                    "allowed": {"etag": current},
-                }
-            ]
-        )
+        raise _failed(current)
+
+
+def _failed(current: str) -> PreconditionFailed:
+    return PreconditionFailed(
+        details=[
+            {
+                "field": None,
+                "code": PreconditionFailed.code,
+                "message": PreconditionFailed.message,
+                "allowed": {"etag": current},
+            }
+        ]
+    )
+
+
+def precondition_failed_example() -> dict:
+    """A 412's body, as the server sends it, for the schema's examples."""
+    failed = _failed('"9b74c9897bac770ffc029102a200c5de"')
+    return error_body(failed.message, failed.code, failed.details)
 
 
 def with_etag(response):
@@ -78,3 +89,26 @@ def with_etag(response):
     if response.status_code == status.HTTP_200_OK and isinstance(getattr(response, "data", None), dict):
         response["ETag"] = etag_for(response.data)
     return response
+
+
+# --- in the schema ---------------------------------------------------------------------------------
+
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="The `ETag` you read: the change is made only if the resource still has it (else 412, "
+    "`precondition_failed`, and nothing changes). `*` matches any. Without it, the change is made whatever "
+    "happened since you read the resource.",
+)
+
+ETAG_HEADER = OpenApiParameter(
+    "ETag",
+    str,
+    location=OpenApiParameter.HEADER,
+    response=[200],
+    required=True,
+    description="The resource's entity tag: it changes whenever anything in the body changes. Send it back "
+    "in `If-Match` to change the resource only if nobody else did in between.",
+)

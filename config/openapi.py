@@ -23,7 +23,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from config import gunicorn_errors
+from config import conditional, gunicorn_errors
 from config.errors import RequestTooLarge, error_body
 
 
@@ -66,6 +66,7 @@ _DESCRIPTIONS = {
     403: "Visible, but not allowed: a read-only project member, or a quota (`quota_exceeded`).",
     404: "Does not exist, is not visible to you, or the id is not a UUID.",
     409: "Conflicts with existing state, or a request with the same Idempotency-Key is still running.",
+    412: "`If-Match` does not name the resource's current `ETag` (`precondition_failed`): nothing was changed.",
     413: "The body is over the server's limit (`request_too_large`); `details[0].allowed.max` is the limit in bytes.",
     415: "The body is not `application/json`.",
     422: "The Idempotency-Key was already used with a different request (`idempotency_key_reused`).",
@@ -128,6 +129,7 @@ _EXAMPLES = {
     },
     404: {"error": "Project not found.", "code": "not_found"},
     409: {"error": "You already have a project named 'my-app'.", "code": "project_name_taken"},
+    412: conditional.precondition_failed_example(),
     415: {
         "error": 'Unsupported media type "text/plain" in request. Send a JSON body with '
         "'Content-Type: application/json'.",
