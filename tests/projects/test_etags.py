@@ -1,7 +1,11 @@
 """ETag and If-Match on a project, a member and an invitation: a client that sends back the tag it read
 changes the resource only if nobody changed it in between (412 otherwise, and nothing changes)."""
 
+import threading
+import time
+
 import pytest
+from django.db import connection, transaction
 
 from projects.models import Invitation, Membership, Project, Role
 from tests.factories import MembershipFactory, UserFactory
@@ -155,3 +159,37 @@ def test_who_may_not_see_a_resource_learns_nothing_from_its_tag(api_for, project
             response = send(viewer, method, path, {"role": "viewer"}, if_match='"bogus"')
             assert response.status_code == 403, path
     assert Membership.objects.get(user=member).role == Role.MEMBER
+
+
+def test_the_check_and_the_write_are_one_step(transactional_db, api, project):
+    """While another transaction is changing the project, a PATCH with the tag read before waits for
+    it, then sees the change and answers 412: it cannot check the old version and write over the new."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite writes one transaction at a time)")
+    path = f"/projects/{project.id}"
+    _, tag = read(api, path)
+    answers = []
+
+    def patch_with_the_old_tag():
+        try:
+            answers.append(send(api, "patch", path, {"name": "mine"}, if_match=tag))
+        finally:
+            connection.close()  # this thread's own connection
+
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)  # someone else's write, under way
+        patching = threading.Thread(target=patch_with_the_old_tag)
+        patching.start()
+        with connection.cursor() as cursor:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # until the PATCH waits for our lock
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail("the PATCH never waited for the row lock")
+        Project.objects.filter(pk=project.pk).update(name="theirs")
+    patching.join(timeout=30)
+    assert answers[0].status_code == 412, answers[0].content
+    assert read(api, path)[0]["name"] == "theirs"
