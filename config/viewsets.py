@@ -66,6 +66,48 @@ class ResourceViewSet(GenericViewSet):
         return response
 
 
+class RetrieveResource:
+    """``GET`` on one resource: its representation, with its ETag."""
+
+    def retrieve(self, request, *args, **kwargs):
+        return self.answer(self.get_object())
+
+
+class UpdateResource:
+    """``PATCH``: the body checked by ``input_serializers[self.action]`` (given the resource as
+    ``instance`` in its context), then ``perform_update`` (a service) on the locked, If-Match-checked
+    resource. A viewset that also takes ``PUT`` sets ``update = UpdateResource.partial_update`` and
+    names a serializer for ``update`` (not partial: what it leaves out takes its defaults)."""
+
+    input_serializers: dict[str, type[serializers.Serializer]]
+
+    def perform_update(self, instance: Any, data: dict) -> Any:
+        """Call the service; the resource as it is now."""
+        raise NotImplementedError
+
+    def partial_update(self, request, *args, **kwargs):
+        with self.writing() as instance:
+            serializer = self.input_serializers[self.action](
+                data=request.data, partial=self.action == "partial_update", context={"instance": instance}
+            )
+            serializer.is_valid(raise_exception=True)
+            instance = self.perform_update(instance, serializer.validated_data)
+        return self.answer(instance)
+
+
+class DestroyResource:
+    """``DELETE`` on one resource: ``perform_destroy`` (a service) on the locked, If-Match-checked
+    resource; 204."""
+
+    def perform_destroy(self, instance: Any) -> None:
+        raise NotImplementedError
+
+    def destroy(self, request, *args, **kwargs):
+        with self.writing() as instance:
+            self.perform_destroy(instance)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 def list_envelope(component_name: str, key: str, item: serializers.Serializer) -> serializers.Serializer:
     """The schema of a list's answer, ``{key: [item, ...]}`` (config/pagination.py): one object, not an
     array of them, which drf-spectacular would otherwise make of a viewset's ``list``."""

@@ -5,8 +5,6 @@ with a serializer and call a service. Settings and profile exist once per caller
 """
 
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import status
-from rest_framework.response import Response
 
 from accounts.api.serializers import (
     ApiTokenCreatedSerializer,
@@ -22,7 +20,7 @@ from accounts.services import api_token_create, api_token_revoke, user_settings_
 from config.conditional import ETAG_HEADER, IF_MATCH_PARAMETER
 from config.openapi import BAD_PAGE, error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
-from config.viewsets import ResourceViewSet, list_envelope
+from config.viewsets import DestroyResource, ResourceViewSet, RetrieveResource, UpdateResource, list_envelope
 
 EXAMPLE_SETTINGS = {
     "default_hardware": {
@@ -72,7 +70,7 @@ TOKEN_ID = uuid_path_parameter("id", "Token ID (UUID).")
     ),
 )
 @extend_schema(tags=["User"])
-class UserSettingsViewSet(ResourceViewSet):
+class UserSettingsViewSet(RetrieveResource, UpdateResource, ResourceViewSet):
     """The caller's default hardware for new workspaces.
 
     PATCH lays the given fields over the current defaults; PUT replaces the whole object, so it
@@ -82,30 +80,19 @@ class UserSettingsViewSet(ResourceViewSet):
     """
 
     serializer_class = UserSettingsSerializer
+    input_serializers = {
+        "partial_update": UserSettingsPartialInputSerializer,
+        "update": UserSettingsInputSerializer,
+    }
+    update = UpdateResource.partial_update
 
     def get_object(self, *, for_update=False):
         return user_settings_get(user=self.request.user, for_update=for_update)
 
-    def retrieve(self, request):
-        return self.answer(self.get_object())
-
-    def partial_update(self, request):
-        with self.writing():
-            serializer = UserSettingsPartialInputSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            user_settings = user_settings_update(
-                user=request.user, partial=serializer.validated_data.get("default_hardware")
-            )
-        return self.answer(user_settings)
-
-    def update(self, request):
-        with self.writing():
-            serializer = UserSettingsInputSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            user_settings = user_settings_update(
-                user=request.user, hardware=serializer.validated_data["default_hardware"]
-            )
-        return self.answer(user_settings)
+    def perform_update(self, user_settings, data):
+        if self.action == "update":  # PUT: the whole default hardware
+            return user_settings_update(user=self.request.user, hardware=data["default_hardware"])
+        return user_settings_update(user=self.request.user, partial=data.get("default_hardware"))
 
 
 @extend_schema_view(
@@ -118,14 +105,11 @@ class UserSettingsViewSet(ResourceViewSet):
     ),
 )
 @extend_schema(tags=["User"])
-class ProfileViewSet(ResourceViewSet):
+class ProfileViewSet(RetrieveResource, ResourceViewSet):
     serializer_class = ProfileSerializer
 
     def get_object(self, *, for_update=False):
         return self.request.user
-
-    def retrieve(self, request):
-        return self.answer(self.get_object())
 
 
 # --- API tokens ------------------------------------------------------------------------------------
@@ -178,7 +162,7 @@ class ProfileViewSet(ResourceViewSet):
     ),
 )
 @extend_schema(tags=["Tokens"])
-class ApiTokenViewSet(ResourceViewSet):
+class ApiTokenViewSet(RetrieveResource, DestroyResource, ResourceViewSet):
     serializer_class = ApiTokenSerializer
     lookup_url_kwarg = "id"
 
@@ -197,10 +181,5 @@ class ApiTokenViewSet(ResourceViewSet):
             f"/auth/tokens/{new.token.id}",
         )
 
-    def retrieve(self, request, id):
-        return self.answer(self.get_object())
-
-    def destroy(self, request, id):
-        with self.writing() as token:
-            api_token_revoke(token=token)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_destroy(self, token):
+        api_token_revoke(token=token)

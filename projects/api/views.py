@@ -16,7 +16,7 @@ from config.conditional import ETAG_HEADER, IF_MATCH_PARAMETER
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.openapi import BAD_PAGE, error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
-from config.viewsets import ResourceViewSet, list_envelope
+from config.viewsets import DestroyResource, ResourceViewSet, RetrieveResource, UpdateResource, list_envelope
 from projects import services
 from projects.api.serializers import (
     InvitationSerializer,
@@ -119,8 +119,9 @@ def _invitation_location(project_id, invitation_id) -> str:
     ),
 )
 @extend_schema(tags=["Projects"])
-class ProjectViewSet(ResourceViewSet):
+class ProjectViewSet(RetrieveResource, UpdateResource, DestroyResource, ResourceViewSet):
     serializer_class = ProjectSerializer
+    input_serializers = {"partial_update": ProjectUpdateInputSerializer}
     lookup_url_kwarg = "id"
     # What each write needs of the caller's role (projects/selectors.py ACTIONS); reading needs "view".
     role_needed = {"partial_update": "manage_project", "destroy": "manage_project"}
@@ -144,22 +145,11 @@ class ProjectViewSet(ResourceViewSet):
         project = services.project_create(owner=request.user, **serializer.validated_data)
         return self.created(self.represent(project), _project_location(project.id))
 
-    def retrieve(self, request, id):
-        return self.answer(self.get_object())
+    def perform_update(self, project, data):
+        return services.project_update(project=project, **data)
 
-    def partial_update(self, request, id):
-        with self.writing() as project:
-            serializer = ProjectUpdateInputSerializer(
-                data=request.data, partial=True, context={"project": project}
-            )
-            serializer.is_valid(raise_exception=True)
-            project = services.project_update(project=project, **serializer.validated_data)
-        return self.answer(project)
-
-    def destroy(self, request, id):
-        with self.writing() as project:
-            services.project_delete(project=project, actor=Actor.for_request(request))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_destroy(self, project):
+        services.project_delete(project=project, actor=Actor.for_request(self.request))
 
 
 # --- members ------------------------------------------------------------------------------------
@@ -220,11 +210,12 @@ class ProjectViewSet(ResourceViewSet):
     ),
 )
 @extend_schema(tags=["Projects"])
-class ProjectMemberViewSet(ResourceViewSet):
+class ProjectMemberViewSet(RetrieveResource, UpdateResource, DestroyResource, ResourceViewSet):
     """A project's people. Inviting someone (``create``) makes an invitation, which they accept to
     become a member (``InvitationViewSet.accept``)."""
 
     serializer_class = MemberSerializer
+    input_serializers = {"partial_update": MemberUpdateInputSerializer}
     lookup_url_kwarg = "user_id"
     role_needed = {"create": "manage_project", "partial_update": "manage_project"}
 
@@ -257,22 +248,11 @@ class ProjectMemberViewSet(ResourceViewSet):
             InvitationSerializer(invitation).data, _invitation_location(project.id, invitation.id)
         )
 
-    def retrieve(self, request, id, user_id):
-        return self.answer(self.get_object())
+    def perform_update(self, member, data):
+        return services.membership_update(project=self.project, user_id=member.user.pk, **data)
 
-    def partial_update(self, request, id, user_id):
-        with self.writing() as member:
-            serializer = MemberUpdateInputSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            membership = services.membership_update(
-                project=self.project, user_id=member.user.pk, **serializer.validated_data
-            )
-        return self.answer(membership)
-
-    def destroy(self, request, id, user_id):
-        with self.writing() as member:
-            services.membership_remove(project=self.project, user_id=member.user.pk)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_destroy(self, member):
+        services.membership_remove(project=self.project, user_id=member.user.pk)
 
 
 # --- invitations ----------------------------------------------------------------------------------
@@ -307,7 +287,7 @@ class ProjectMemberViewSet(ResourceViewSet):
     ),
 )
 @extend_schema(tags=["Projects"])
-class ProjectInvitationViewSet(ResourceViewSet):
+class ProjectInvitationViewSet(RetrieveResource, DestroyResource, ResourceViewSet):
     """A project's pending invitations, for its owner (they are made by inviting a member)."""
 
     serializer_class = InvitationSerializer
@@ -326,13 +306,8 @@ class ProjectInvitationViewSet(ResourceViewSet):
             request, project_invitations(self.get_project()), InvitationSerializer, "invitations"
         )
 
-    def retrieve(self, request, id, invitation_id):
-        return self.answer(self.get_object())
-
-    def destroy(self, request, id, invitation_id):
-        with self.writing() as invitation:
-            services.invitation_revoke(invitation=invitation)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_destroy(self, invitation):
+        services.invitation_revoke(invitation=invitation)
 
 
 @extend_schema_view(
