@@ -129,7 +129,9 @@ def test_add_a_member_by_email_in_any_case_once_they_accept(api, api_for, projec
     assert api_for(someone).post(f"/projects/{project.id}/workspaces").status_code == 403
 
 
-def test_each_person_reads_alone_as_the_list_shows_them_the_owner_included(people, user, project, member, viewer):
+def test_each_person_reads_alone_as_the_list_shows_them_the_owner_included(
+    people, user, project, member, viewer
+):
     for who in ("owner", "member", "viewer"):
         listed = people[who].get(members_url(project)).json()["members"]
         assert [m["user_id"] for m in listed] == [str(user.id), str(member.id), str(viewer.id)]
