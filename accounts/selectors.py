@@ -14,13 +14,15 @@ def tokens_of(user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user, revoked_at__isnull=True).order_by("-created_at", "-id")
 
 
-def token_get_for(*, user: User, token_id: str) -> ApiToken:
-    """One of the user's live tokens; anything else (another user's, revoked, not a UUID) is a 404."""
+def token_get_for(*, user: User, token_id: str, for_update: bool = False) -> ApiToken:
+    """One of the user's live tokens; anything else (another user's, revoked, not a UUID) is a 404.
+    ``for_update`` locks its row for the rest of the transaction."""
     try:
         pk = uuid.UUID(str(token_id))
     except ValueError:
         raise NotFound("Token not found.") from None
-    token = tokens_of(user).filter(pk=pk).first()
+    tokens = tokens_of(user).select_for_update() if for_update else tokens_of(user)
+    token = tokens.filter(pk=pk).first()
     if token is None:
         raise NotFound("Token not found.")
     return token

@@ -23,9 +23,13 @@ def user_create(*, email: str, password: str | None = None, display_name: str = 
     return user
 
 
-def user_settings_get(*, user: User) -> UserSettings:
+def user_settings_get(*, user: User, for_update: bool = False) -> UserSettings:
     """The user's settings, made from the documented defaults if they have none yet (users made
-    by ``createsuperuser`` or by hand in the admin)."""
+    by ``createsuperuser`` or by hand in the admin). ``for_update`` reads them locked, for the rest
+    of the caller's transaction."""
+    if for_update:
+        user_settings_get(user=user)  # make sure the row exists before locking it
+        return UserSettings.objects.select_for_update().get(user=user)
     try:
         return user.settings
     except UserSettings.DoesNotExist:
@@ -35,7 +39,6 @@ def user_settings_get(*, user: User) -> UserSettings:
         return user_settings
 
 
-@transaction.atomic
 @transaction.atomic
 def user_settings_update(
     *, user: User, hardware: dict[str, Any] | None = None, partial: dict[str, Any] | None = None
@@ -48,8 +51,7 @@ def user_settings_update(
     # Imported here: workspaces.services imports this module (workspaces depend on accounts, not back).
     from workspaces.services import workspace_hardware_check
 
-    user_settings_get(user=user)  # make sure the row exists before locking it
-    user_settings = UserSettings.objects.select_for_update().get(user=user)
+    user_settings = user_settings_get(user=user, for_update=True)
     current = Hardware(**{field: getattr(user_settings, field) for field in HARDWARE_FIELDS})
     merged = merge(current, partial) if hardware is None else Hardware(**{"gpu_kind": None, **hardware})
     workspace_hardware_check(hardware=merged, prefix="default_hardware")

@@ -64,9 +64,18 @@ def project_role(project: Project, user: User) -> str:
     return getattr(project, "member_role", None) or project.memberships.get(user=user).role
 
 
-def project_get_for(*, user: User, project_id: str, action: str = "view") -> Project:
+def locked(queryset: QuerySet, for_update: bool) -> QuerySet:
+    """``queryset``, locking the rows it reads (theirs only, not those of joined tables) when
+    ``for_update``: for a write that must see and change the same version (If-Match)."""
+    return queryset.select_for_update(of=("self",)) if for_update else queryset
+
+
+def project_get_for(
+    *, user: User, project_id: str, action: str = "view", for_update: bool = False
+) -> Project:
     """The project, if the user may see it (else 404) and may do ``action`` in it (else 403)."""
-    project = projects_visible_to(user).filter(pk=parse_uuid(project_id, what="Project")).first()
+    visible = locked(projects_visible_to(user), for_update)
+    project = visible.filter(pk=parse_uuid(project_id, what="Project")).first()
     if project is None:
         raise NotFound("Project not found.")
     require_role(project, user, action)
@@ -110,6 +119,18 @@ def project_members(project: Project) -> _OwnerThenMembers:
     return _OwnerThenMembers(project)
 
 
+def project_member_get(*, project: Project, user_id: str, for_update: bool = False) -> _Owner | Membership:
+    """One of the project's people, as its members list shows them (the owner too); anyone else is a 404."""
+    pk = parse_uuid(user_id, what="Member")
+    if pk == project.owner_id:
+        return _Owner(user=project.owner, created_at=project.created_at)
+    memberships = locked(Membership.objects.select_related("user"), for_update)
+    membership = memberships.filter(project=project, user_id=pk).first()
+    if membership is None:
+        raise NotFound("Member not found.")
+    return membership
+
+
 # --- invitations ----------------------------------------------------------------------------------
 
 
@@ -132,8 +153,9 @@ def project_invitations(project: Project) -> QuerySet[Invitation]:
     return _open_invitations().filter(project=project)
 
 
-def project_invitation_get(*, project: Project, invitation_id: str) -> Invitation:
-    invitation = project_invitations(project).filter(pk=parse_uuid(invitation_id, what="Invitation")).first()
+def project_invitation_get(*, project: Project, invitation_id: str, for_update: bool = False) -> Invitation:
+    invitations = locked(project_invitations(project), for_update)
+    invitation = invitations.filter(pk=parse_uuid(invitation_id, what="Invitation")).first()
     if invitation is None:
         raise NotFound("Invitation not found.")
     return invitation

@@ -1,7 +1,10 @@
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
-from rest_framework import status
-from rest_framework.response import Response
-from rest_framework.views import APIView
+"""The caller's own account: profile, default hardware settings and API tokens.
+
+One viewset per resource (config/viewsets.py): ``get_object`` finds it for the caller, methods validate
+with a serializer and call a service. Settings and profile exist once per caller, so they have no id.
+"""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 
 from accounts.api.serializers import (
     ApiTokenCreatedSerializer,
@@ -14,8 +17,10 @@ from accounts.api.serializers import (
 )
 from accounts.selectors import token_get_for, tokens_of
 from accounts.services import api_token_create, api_token_revoke, user_settings_get, user_settings_update
+from config.conditional import ETAG_HEADER, IF_MATCH_PARAMETER
 from config.openapi import BAD_PAGE, error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
+from config.viewsets import DestroyResource, ResourceViewSet, RetrieveResource, UpdateResource, list_envelope
 
 EXAMPLE_SETTINGS = {
     "default_hardware": {
@@ -26,9 +31,46 @@ EXAMPLE_SETTINGS = {
         "gpu_kind": None,
     }
 }
+TOKEN_ID = uuid_path_parameter("id", "Token ID (UUID).")
 
 
-class UserSettingsView(APIView):
+@extend_schema_view(
+    retrieve=extend_schema(
+        operation_id="user_settings_retrieve",
+        summary="Get your settings",
+        parameters=[ETAG_HEADER],
+        responses={200: UserSettingsSerializer, **error_responses(401)},
+        examples=[OpenApiExample("Settings", value=EXAMPLE_SETTINGS, response_only=True)],
+    ),
+    partial_update=extend_schema(
+        operation_id="user_settings_partial_update",
+        summary="Change some of your settings",
+        description="The fields given replace the current ones; the others are kept. The resulting "
+        "default hardware must be valid as a whole, by the same rules as workspace creation.",
+        parameters=[IF_MATCH_PARAMETER, ETAG_HEADER],
+        request=UserSettingsPartialInputSerializer,
+        responses={200: UserSettingsSerializer, **error_responses(400, 401, 412, 415)},
+        examples=[
+            OpenApiExample(
+                "More memory",
+                value={"default_hardware": {"cpus": 4, "memory_mb": 4096}},
+                request_only=True,
+            )
+        ],
+    ),
+    update=extend_schema(
+        operation_id="user_settings_update",
+        summary="Replace your settings",
+        description="The whole settings object: `default_hardware` with every field (`gpu_kind` may be "
+        "omitted, meaning null), valid by the same rules as workspace creation.",
+        parameters=[IF_MATCH_PARAMETER, ETAG_HEADER],
+        request=UserSettingsInputSerializer,
+        responses={200: UserSettingsSerializer, **error_responses(400, 401, 412, 415)},
+        examples=[OpenApiExample("Settings", value=EXAMPLE_SETTINGS, request_only=True)],
+    ),
+)
+@extend_schema(tags=["User"])
+class UserSettingsViewSet(RetrieveResource, UpdateResource, ResourceViewSet):
     """The caller's default hardware for new workspaces.
 
     PATCH lays the given fields over the current defaults; PUT replaces the whole object, so it
@@ -37,91 +79,55 @@ class UserSettingsView(APIView):
     fields named ``default_hardware.<field>``), and nothing is stored unless all of it is valid.
     """
 
-    @extend_schema(
-        operation_id="user_settings_retrieve",
-        summary="Get your settings",
-        tags=["User"],
-        responses={200: UserSettingsSerializer, **error_responses(401)},
-        examples=[OpenApiExample("Settings", value=EXAMPLE_SETTINGS, response_only=True)],
-    )
-    def get(self, request):
-        return Response(UserSettingsSerializer(user_settings_get(user=request.user)).data)
+    serializer_class = UserSettingsSerializer
+    input_serializers = {
+        "partial_update": UserSettingsPartialInputSerializer,
+        "update": UserSettingsInputSerializer,
+    }
+    update = UpdateResource.partial_update
 
-    @extend_schema(
-        operation_id="user_settings_partial_update",
-        summary="Change some of your settings",
-        description="The fields given replace the current ones; the others are kept. The resulting "
-        "default hardware must be valid as a whole, by the same rules as workspace creation.",
-        tags=["User"],
-        request=UserSettingsPartialInputSerializer,
-        responses={200: UserSettingsSerializer, **error_responses(400, 401, 415)},
-        examples=[
-            OpenApiExample(
-                "More memory",
-                value={"default_hardware": {"cpus": 4, "memory_mb": 4096}},
-                request_only=True,
-            )
-        ],
-    )
-    def patch(self, request):
-        serializer = UserSettingsPartialInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        user_settings = user_settings_update(
-            user=request.user, partial=serializer.validated_data.get("default_hardware")
-        )
-        return Response(UserSettingsSerializer(user_settings).data)
+    def get_object(self, *, for_update=False):
+        return user_settings_get(user=self.request.user, for_update=for_update)
 
-    @extend_schema(
-        operation_id="user_settings_update",
-        summary="Replace your settings",
-        description="The whole settings object: `default_hardware` with every field (`gpu_kind` may be "
-        "omitted, meaning null), valid by the same rules as workspace creation.",
-        tags=["User"],
-        request=UserSettingsInputSerializer,
-        responses={200: UserSettingsSerializer, **error_responses(400, 401, 415)},
-        examples=[OpenApiExample("Settings", value=EXAMPLE_SETTINGS, request_only=True)],
-    )
-    def put(self, request):
-        serializer = UserSettingsInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        user_settings = user_settings_update(
-            user=request.user, hardware=serializer.validated_data["default_hardware"]
-        )
-        return Response(UserSettingsSerializer(user_settings).data)
+    def perform_update(self, user_settings, data):
+        if self.action == "update":  # PUT: the whole default hardware
+            return user_settings_update(user=self.request.user, hardware=data["default_hardware"])
+        return user_settings_update(user=self.request.user, partial=data.get("default_hardware"))
 
 
-class ProfileView(APIView):
-    @extend_schema(
+@extend_schema_view(
+    retrieve=extend_schema(
         operation_id="profile_retrieve",
         summary="Who you are",
         description="The user the request's token belongs to.",
-        tags=["User"],
+        parameters=[ETAG_HEADER],
         responses={200: ProfileSerializer, **error_responses(401)},
-    )
-    def get(self, request):
-        return Response(ProfileSerializer(request.user).data)
+    ),
+)
+@extend_schema(tags=["User"])
+class ProfileViewSet(RetrieveResource, ResourceViewSet):
+    serializer_class = ProfileSerializer
+
+    def get_object(self, *, for_update=False):
+        return self.request.user
 
 
 # --- API tokens ------------------------------------------------------------------------------------
 
 
-class ApiTokenListView(APIView):
-    @extend_schema(
+@extend_schema_view(
+    list=extend_schema(
         operation_id="auth_tokens_list",
         summary="List your API tokens",
         description="Your tokens that have not been revoked, newest first. The secrets are never shown "
         "again: each token is recognised by its `name` and `prefix`.",
-        tags=["Tokens"],
         parameters=PAGINATION_PARAMETERS,
         responses={
-            200: inline_serializer("ApiTokenList", {"tokens": ApiTokenSerializer(many=True)}),
+            200: list_envelope("ApiTokenList", "tokens", ApiTokenSerializer(many=True)),
             **error_responses(400, 401, bad_request=BAD_PAGE),
         },
-    )
-    def get(self, request):
-        return paginated_response(request, tokens_of(request.user), ApiTokenSerializer, "tokens")
-
-    @extend_schema(
+    ),
+    create=extend_schema(
         operation_id="auth_tokens_create",
         summary="Create an API token",
         description="The response is the only place the token itself (`token`) ever appears: it is "
@@ -130,7 +136,6 @@ class ApiTokenListView(APIView):
         "one expires at the same moment at the latest (asking for no expiry, or a later one, gets that "
         "moment: the response's `expires_at` is the one that applies), and revoking the token of this "
         "request revokes the new one too, and every token made with it.",
-        tags=["Tokens"],
         request=ApiTokenCreateInputSerializer,
         responses={201: ApiTokenCreatedSerializer, **error_responses(400, 401, 415)},
         examples=[
@@ -138,27 +143,43 @@ class ApiTokenListView(APIView):
                 "Request", value={"name": "laptop", "expires_at": "2035-01-15T10:30:00Z"}, request_only=True
             )
         ],
-    )
-    def post(self, request):
-        serializer = ApiTokenCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        new = api_token_create(user=request.user, created_by_token=request.auth, **serializer.validated_data)
-        return Response(
-            ApiTokenCreatedSerializer(new.token, context={"secret": new.secret}).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": f"/auth/tokens/{new.token.id}"},
-        )
-
-
-class ApiTokenDetailView(APIView):
-    @extend_schema(
+    ),
+    retrieve=extend_schema(
+        operation_id="auth_tokens_retrieve",
+        summary="Get an API token",
+        description="One of your tokens that has not been revoked, as the list shows it (never its secret); "
+        "anyone else's, or a revoked one, is a 404. Its `last_used_at`, and so its `ETag`, changes as it is "
+        "used (at most once a minute).",
+        parameters=[TOKEN_ID, ETAG_HEADER],
+        responses={200: ApiTokenSerializer, **error_responses(401, 404)},
+    ),
+    destroy=extend_schema(
         operation_id="auth_tokens_destroy",
         summary="Revoke an API token",
         description="The token stops working at once, even if it is the one this request uses.",
-        tags=["Tokens"],
-        parameters=[uuid_path_parameter("id", "Token ID (UUID).")],
-        responses={204: None, **error_responses(401, 404)},
-    )
-    def delete(self, request, id):
-        api_token_revoke(token=token_get_for(user=request.user, token_id=id))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        parameters=[TOKEN_ID, IF_MATCH_PARAMETER],
+        responses={204: None, **error_responses(401, 404, 412)},
+    ),
+)
+@extend_schema(tags=["Tokens"])
+class ApiTokenViewSet(RetrieveResource, DestroyResource, ResourceViewSet):
+    serializer_class = ApiTokenSerializer
+    lookup_url_kwarg = "id"
+
+    def get_object(self, *, for_update=False):
+        return token_get_for(user=self.request.user, token_id=self.kwargs["id"], for_update=for_update)
+
+    def list(self, request):
+        return paginated_response(request, tokens_of(request.user), ApiTokenSerializer, "tokens")
+
+    def create(self, request):
+        serializer = ApiTokenCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        new = api_token_create(user=request.user, created_by_token=request.auth, **serializer.validated_data)
+        return self.created(
+            ApiTokenCreatedSerializer(new.token, context={"secret": new.secret}).data,
+            f"/auth/tokens/{new.token.id}",
+        )
+
+    def perform_destroy(self, token):
+        api_token_revoke(token=token)

@@ -70,8 +70,8 @@ class ProjectUpdateInputSerializer(ProjectCreateInputSerializer):
         # A client that read the project and sends its repo_url back unchanged sends the masked
         # form (`https://user:***@host/...`): that means "keep it", so the stored URL, with its
         # credential, is what is validated and kept. Any other value is taken as sent.
-        # The view gives the project in the context.
-        project = self.context.get("project")
+        # The view gives the project in the context, as ``instance`` (config/viewsets.py).
+        project = self.context.get("instance")
         if project is not None and isinstance(data, dict) and isinstance(data.get("repo_url"), str):
             data = {**data, "repo_url": keep_stored_credentials(data["repo_url"], project.repo_url)}
         return super().to_internal_value(data)

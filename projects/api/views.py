@@ -1,11 +1,22 @@
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import status
-from rest_framework.response import Response
-from rest_framework.views import APIView
+"""The projects API: projects, their members and invitations, and the caller's own invitations.
 
+Each resource is one viewset (config/viewsets.py): ``get_object`` finds it for the caller through
+projects/selectors.py (404 for what they may not see, 403 for what their role may not do), the
+methods validate with a serializer and call a service, and the schema is declared beside the class.
+"""
+
+from functools import cached_property
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from config.conditional import ETAG_HEADER, IF_MATCH_PARAMETER
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.openapi import BAD_PAGE, error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
+from config.viewsets import DestroyResource, ResourceViewSet, RetrieveResource, UpdateResource, list_envelope
 from projects import services
 from projects.api.serializers import (
     InvitationSerializer,
@@ -24,6 +35,7 @@ from projects.selectors import (
     project_get_for,
     project_invitation_get,
     project_invitations,
+    project_member_get,
     project_members,
     projects_visible_to,
     require_role,
@@ -42,23 +54,33 @@ BAD_IDEMPOTENCY_KEY = {
 }
 
 
-class ProjectListView(APIView):
-    @extend_schema(
+def _project_location(project_id) -> str:
+    return f"/projects/{project_id}"
+
+
+def _member_location(project_id, user_id) -> str:
+    return f"/projects/{project_id}/members/{user_id}"
+
+
+def _invitation_location(project_id, invitation_id) -> str:
+    return f"/projects/{project_id}/invitations/{invitation_id}"
+
+
+# --- projects -------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
         operation_id="projects_list",
         summary="List your projects",
         description="The projects you own or are a member of, oldest first.",
-        tags=["Projects"],
         parameters=PAGINATION_PARAMETERS,
         responses={
-            200: inline_serializer("ProjectList", {"projects": ProjectSerializer(many=True)}),
+            200: list_envelope("ProjectList", "projects", ProjectSerializer(many=True)),
             **error_responses(400, 401, bad_request=BAD_PAGE),
         },
-    )
-    def get(self, request):
-        projects = projects_visible_to(request.user).order_by("created_at", "id")
-        return paginated_response(request, projects, ProjectSerializer, "projects")
-
-    @extend_schema(
+    ),
+    create=extend_schema(
         operation_id="projects_create",
         summary="Create a project",
         description=(
@@ -66,96 +88,86 @@ class ProjectListView(APIView):
             "`project_name_taken`); each new workspace clones `repo_url` at `default_branch` (the "
             "repository's default branch when null)."
         ),
-        tags=["Projects"],
         request=ProjectCreateInputSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
         responses={201: ProjectSerializer, **error_responses(400, 401, 409, 415, 422, 429)},
-    )
-    @idempotent
-    def post(self, request):
-        serializer = ProjectCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        project = services.project_create(owner=request.user, **serializer.validated_data)
-        return Response(
-            ProjectSerializer(project).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": f"/projects/{project.id}"},
-        )
-
-
-class ProjectDetailView(APIView):
-    @extend_schema(
+    ),
+    retrieve=extend_schema(
         operation_id="projects_retrieve",
         summary="Get a project",
         description="A project you own or are a member of; any other id is 404.",
-        tags=["Projects"],
-        parameters=[PROJECT_ID],
+        parameters=[PROJECT_ID, ETAG_HEADER],
         responses={200: ProjectSerializer, **error_responses(401, 404)},
-    )
-    def get(self, request, id):
-        project = project_get_for(user=request.user, project_id=id)
-        return Response(ProjectSerializer(project).data)
-
-    @extend_schema(
+    ),
+    partial_update=extend_schema(
         operation_id="projects_partial_update",
         summary="Change a project",
         description="Any of `name`, `description`, `repo_url`, `default_branch`, with the rules of creation; "
         "the fields left out stay as they are. Only the owner may change a project.",
-        tags=["Projects"],
-        parameters=[PROJECT_ID],
+        parameters=[PROJECT_ID, IF_MATCH_PARAMETER, ETAG_HEADER],
         request=ProjectUpdateInputSerializer,
-        responses={200: ProjectSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
-    )
-    def patch(self, request, id):
-        project = project_get_for(user=request.user, project_id=id, action="manage_project")
-        serializer = ProjectUpdateInputSerializer(
-            data=request.data, partial=True, context={"project": project}
-        )
-        serializer.is_valid(raise_exception=True)
-        project = services.project_update(project=project, **serializer.validated_data)
-        return Response(ProjectSerializer(project).data)
-
-    @extend_schema(
+        responses={200: ProjectSerializer, **error_responses(400, 401, 403, 404, 409, 412, 415)},
+    ),
+    destroy=extend_schema(
         operation_id="projects_destroy",
         summary="Delete a project",
         description="The project and its workspaces are gone from the API at once; the workspaces' machines "
         "and volumes are destroyed in the background. Its name can be used again. Only the owner may "
         "delete a project.",
-        tags=["Projects"],
-        parameters=[PROJECT_ID],
-        responses={204: None, **error_responses(401, 403, 404)},
-    )
-    def delete(self, request, id):
-        project = project_get_for(user=request.user, project_id=id, action="manage_project")
-        services.project_delete(project=project, actor=Actor.for_request(request))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        parameters=[PROJECT_ID, IF_MATCH_PARAMETER],
+        responses={204: None, **error_responses(401, 403, 404, 412)},
+    ),
+)
+@extend_schema(tags=["Projects"])
+class ProjectViewSet(RetrieveResource, UpdateResource, DestroyResource, ResourceViewSet):
+    serializer_class = ProjectSerializer
+    input_serializers = {"partial_update": ProjectUpdateInputSerializer}
+    lookup_url_kwarg = "id"
+    # What each write needs of the caller's role (projects/selectors.py ACTIONS); reading needs "view".
+    role_needed = {"partial_update": "manage_project", "destroy": "manage_project"}
+
+    def get_object(self, *, for_update=False) -> Project:
+        return project_get_for(
+            user=self.request.user,
+            project_id=self.kwargs["id"],
+            action=self.role_needed.get(self.action, "view"),
+            for_update=for_update,
+        )
+
+    def list(self, request):
+        projects = projects_visible_to(request.user).order_by("created_at", "id")
+        return paginated_response(request, projects, ProjectSerializer, "projects")
+
+    @idempotent
+    def create(self, request):
+        serializer = ProjectCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_create(owner=request.user, **serializer.validated_data)
+        return self.created(self.represent(project), _project_location(project.id))
+
+    def perform_update(self, project, data):
+        return services.project_update(project=project, **data)
+
+    def perform_destroy(self, project):
+        services.project_delete(project=project, actor=Actor.for_request(self.request))
 
 
 # --- members ------------------------------------------------------------------------------------
 
 
-def _member_location(project: Project, user_id) -> str:
-    return f"/projects/{project.id}/members/{user_id}"
-
-
-class ProjectMembersView(APIView):
-    @extend_schema(
+@extend_schema_view(
+    list=extend_schema(
         operation_id="project_members_list",
         summary="List a project's members",
         description="The owner first (role `owner`), then the members, in the order they joined. "
         "Everyone in the project may see this.",
-        tags=["Projects"],
         parameters=[PROJECT_ID, *PAGINATION_PARAMETERS],
         responses={
-            200: inline_serializer("ProjectMemberList", {"members": MemberSerializer(many=True)}),
+            200: list_envelope("ProjectMemberList", "members", MemberSerializer(many=True)),
             **error_responses(400, 401, 404, bad_request=BAD_PAGE),
         },
-    )
-    def get(self, request, id):
-        project = project_get_for(user=request.user, project_id=id)
-        return paginated_response(request, project_members(project), MemberSerializer, "members")
-
-    @extend_schema(
+    ),
+    create=extend_schema(
         operation_id="project_members_create",
         summary="Invite someone to the project",
         description="Nobody joins a project without saying yes: this invites an email address (in any case) to "
@@ -167,175 +179,196 @@ class ProjectMembersView(APIView):
         "new role, inviter and expiry). Someone already in the project is a 409 (`already_member`). "
         "Invitations expire after the server's `PROJECT_INVITATION_EXPIRY_DAYS` (14 days by default). "
         "Only the owner may invite.",
-        tags=["Projects"],
         parameters=[PROJECT_ID, IDEMPOTENCY_PARAMETER],
         request=MemberCreateInputSerializer,
         responses={201: InvitationSerializer, **error_responses(400, 401, 403, 404, 409, 415, 422, 429)},
-    )
-    @idempotent
-    def post(self, request, id):
-        project = project_get_for(user=request.user, project_id=id, action="manage_project")
-        serializer = MemberCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        invitation = services.invitation_create(
-            project=project, invited_by=request.user, **serializer.validated_data
-        )
-        return Response(
-            InvitationSerializer(invitation).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": _invitation_location(project, invitation.id)},
-        )
-
-
-class ProjectMemberDetailView(APIView):
-    @extend_schema(
+    ),
+    retrieve=extend_schema(
+        operation_id="project_members_retrieve",
+        summary="Get a member",
+        description="One of the project's people, as its members list shows them: the owner (role `owner`) "
+        "or a member. Everyone in the project may see this; anyone who is not in it is a 404.",
+        parameters=[PROJECT_ID, USER_ID, ETAG_HEADER],
+        responses={200: MemberSerializer, **error_responses(401, 404)},
+    ),
+    partial_update=extend_schema(
         operation_id="project_members_partial_update",
         summary="Change a member's role",
         description="Only the owner may change roles; the owner's own role cannot change (`owner_not_member`).",
-        tags=["Projects"],
-        parameters=[PROJECT_ID, USER_ID],
+        parameters=[PROJECT_ID, USER_ID, IF_MATCH_PARAMETER, ETAG_HEADER],
         request=MemberUpdateInputSerializer,
-        responses={200: MemberSerializer, **error_responses(400, 401, 403, 404, 415)},
-    )
-    def patch(self, request, id, user_id):
-        project = project_get_for(user=request.user, project_id=id, action="manage_project")
-        serializer = MemberUpdateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        membership = services.membership_update(
-            project=project, user_id=parse_uuid(user_id, what="Member"), **serializer.validated_data
-        )
-        return Response(MemberSerializer(membership).data)
-
-    @extend_schema(
+        responses={200: MemberSerializer, **error_responses(400, 401, 403, 404, 412, 415)},
+    ),
+    destroy=extend_schema(
         operation_id="project_members_destroy",
         summary="Remove a member, or leave the project",
         description="The user no longer sees the project. The owner may remove any member; a member or viewer "
         "may remove themselves (leave) with their own `user_id`, and no one else. The owner cannot leave or "
         "be removed: a project always has its owner (409, `owner_cannot_leave`); they may delete it instead.",
-        tags=["Projects"],
-        parameters=[PROJECT_ID, USER_ID],
-        responses={204: None, **error_responses(401, 403, 404, 409)},
-    )
-    def delete(self, request, id, user_id):
-        project = project_get_for(user=request.user, project_id=id)
-        member_id = parse_uuid(user_id, what="Member")
-        if member_id != request.user.pk:
-            require_role(project, request.user, "manage_project")
-        services.membership_remove(project=project, user_id=member_id)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        parameters=[PROJECT_ID, USER_ID, IF_MATCH_PARAMETER],
+        responses={204: None, **error_responses(401, 403, 404, 409, 412)},
+    ),
+)
+@extend_schema(tags=["Projects"])
+class ProjectMemberViewSet(RetrieveResource, UpdateResource, DestroyResource, ResourceViewSet):
+    """A project's people. Inviting someone (``create``) makes an invitation, which they accept to
+    become a member (``InvitationViewSet.accept``)."""
+
+    serializer_class = MemberSerializer
+    input_serializers = {"partial_update": MemberUpdateInputSerializer}
+    lookup_url_kwarg = "user_id"
+    role_needed = {"create": "manage_project", "partial_update": "manage_project"}
+
+    @cached_property
+    def project(self) -> Project:
+        project = project_get_for(user=self.request.user, project_id=self.kwargs["id"])
+        member_id = self.kwargs.get("user_id")
+        # Anyone in the project may leave it: removing someone else needs the owner's role.
+        if self.action == "destroy" and parse_uuid(member_id, what="Member") != self.request.user.pk:
+            require_role(project, self.request.user, "manage_project")
+        elif self.action in self.role_needed:
+            require_role(project, self.request.user, self.role_needed[self.action])
+        return project
+
+    def get_object(self, *, for_update=False):
+        return project_member_get(project=self.project, user_id=self.kwargs["user_id"], for_update=for_update)
+
+    def list(self, request, id):
+        return paginated_response(request, project_members(self.project), MemberSerializer, "members")
+
+    @idempotent
+    def create(self, request, id):
+        project = self.project
+        serializer = MemberCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invitation = services.invitation_create(
+            project=project, invited_by=request.user, **serializer.validated_data
+        )
+        return self.created(
+            InvitationSerializer(invitation).data, _invitation_location(project.id, invitation.id)
+        )
+
+    def perform_update(self, member, data):
+        return services.membership_update(project=self.project, user_id=member.user.pk, **data)
+
+    def perform_destroy(self, member):
+        services.membership_remove(project=self.project, user_id=member.user.pk)
 
 
 # --- invitations ----------------------------------------------------------------------------------
 
 
-def _invitation_location(project: Project, invitation_id) -> str:
-    return f"/projects/{project.id}/invitations/{invitation_id}"
-
-
-class ProjectInvitationsView(APIView):
-    @extend_schema(
+@extend_schema_view(
+    list=extend_schema(
         operation_id="project_invitations_list",
         summary="List a project's pending invitations",
         description="The invitations nobody has answered yet and that have not expired, oldest first. "
         "Only the owner may see them.",
-        tags=["Projects"],
         parameters=[PROJECT_ID, *PAGINATION_PARAMETERS],
         responses={
-            200: inline_serializer("ProjectInvitationList", {"invitations": InvitationSerializer(many=True)}),
+            200: list_envelope("ProjectInvitationList", "invitations", InvitationSerializer(many=True)),
             **error_responses(400, 401, 403, 404, bad_request=BAD_PAGE),
         },
-    )
-    def get(self, request, id):
-        project = project_get_for(user=request.user, project_id=id, action="manage_project")
-        return paginated_response(request, project_invitations(project), InvitationSerializer, "invitations")
-
-
-class ProjectInvitationDetailView(APIView):
-    @extend_schema(
+    ),
+    retrieve=extend_schema(
         operation_id="project_invitations_retrieve",
         summary="Get a pending invitation",
         description="Only the owner may see it. An invitation that was accepted, declined, revoked or has "
         "expired is a 404.",
-        tags=["Projects"],
-        parameters=[PROJECT_ID, INVITATION_ID],
+        parameters=[PROJECT_ID, INVITATION_ID, ETAG_HEADER],
         responses={200: InvitationSerializer, **error_responses(401, 403, 404)},
-    )
-    def get(self, request, id, invitation_id):
-        project = project_get_for(user=request.user, project_id=id, action="manage_project")
-        invitation = project_invitation_get(project=project, invitation_id=invitation_id)
-        return Response(InvitationSerializer(invitation).data)
-
-    @extend_schema(
+    ),
+    destroy=extend_schema(
         operation_id="project_invitations_destroy",
         summary="Revoke a pending invitation",
         description="It can no longer be accepted; the address may be invited again. Only the owner may revoke.",
-        tags=["Projects"],
-        parameters=[PROJECT_ID, INVITATION_ID],
-        responses={204: None, **error_responses(401, 403, 404)},
-    )
-    def delete(self, request, id, invitation_id):
-        project = project_get_for(user=request.user, project_id=id, action="manage_project")
-        invitation = project_invitation_get(project=project, invitation_id=invitation_id)
+        parameters=[PROJECT_ID, INVITATION_ID, IF_MATCH_PARAMETER],
+        responses={204: None, **error_responses(401, 403, 404, 412)},
+    ),
+)
+@extend_schema(tags=["Projects"])
+class ProjectInvitationViewSet(RetrieveResource, DestroyResource, ResourceViewSet):
+    """A project's pending invitations, for its owner (they are made by inviting a member)."""
+
+    serializer_class = InvitationSerializer
+    lookup_url_kwarg = "invitation_id"
+
+    def get_project(self) -> Project:
+        return project_get_for(user=self.request.user, project_id=self.kwargs["id"], action="manage_project")
+
+    def get_object(self, *, for_update=False):
+        return project_invitation_get(
+            project=self.get_project(), invitation_id=self.kwargs["invitation_id"], for_update=for_update
+        )
+
+    def list(self, request, id):
+        return paginated_response(
+            request, project_invitations(self.get_project()), InvitationSerializer, "invitations"
+        )
+
+    def perform_destroy(self, invitation):
         services.invitation_revoke(invitation=invitation)
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class InvitationListView(APIView):
-    @extend_schema(
+@extend_schema_view(
+    list=extend_schema(
         operation_id="invitations_list",
         summary="List your invitations",
         description="The pending invitations to your email address (whatever its case), oldest first: made "
         "before you signed up too. Accept or decline each with its id.",
-        tags=["Projects"],
         parameters=PAGINATION_PARAMETERS,
         responses={
-            200: inline_serializer("InvitationList", {"invitations": InvitationSerializer(many=True)}),
+            200: list_envelope("InvitationList", "invitations", InvitationSerializer(many=True)),
             **error_responses(400, 401, bad_request=BAD_PAGE),
         },
-    )
-    def get(self, request):
-        return paginated_response(request, invitations_for(request.user), InvitationSerializer, "invitations")
-
-
-class InvitationAcceptView(APIView):
-    @extend_schema(
+    ),
+    accept=extend_schema(
         operation_id="invitations_accept",
         summary="Accept an invitation",
         description="You join the project with the invited role, and the invitation is used up. Someone "
         "else's invitation, or one that was revoked, answered or has expired, is a 404; being in the project "
         "already is a 409 (`already_member`).",
-        tags=["Projects"],
         parameters=[INVITATION_ID, IDEMPOTENCY_PARAMETER],
         request=None,
         responses={
             201: MemberSerializer,
             **error_responses(400, 401, 404, 409, 422, 429, bad_request=BAD_IDEMPOTENCY_KEY),
         },
-    )
-    @idempotent
-    def post(self, request, invitation_id):
-        invitation = invitation_get_for(user=request.user, invitation_id=invitation_id)
-        membership = services.invitation_accept(invitation=invitation, user=request.user)
-        return Response(
-            MemberSerializer(membership).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": _member_location(invitation.project, membership.user_id)},
-        )
-
-
-class InvitationDeclineView(APIView):
-    @extend_schema(
+    ),
+    decline=extend_schema(
         operation_id="invitations_decline",
         summary="Decline an invitation",
         description="The invitation is gone; the project's owner may invite you again. Someone else's "
         "invitation, or one that was revoked, answered or has expired, is a 404.",
-        tags=["Projects"],
         parameters=[INVITATION_ID, IDEMPOTENCY_PARAMETER],
         request=None,
         responses={204: None, **error_responses(400, 401, 404, 422, 429, bad_request=BAD_IDEMPOTENCY_KEY)},
-    )
+    ),
+)
+@extend_schema(tags=["Projects"])
+class InvitationViewSet(ResourceViewSet):
+    """The invitations addressed to the caller, which they accept or decline."""
+
+    serializer_class = InvitationSerializer
+    lookup_url_kwarg = "invitation_id"
+
+    def get_object(self, *, for_update=False):
+        return invitation_get_for(user=self.request.user, invitation_id=self.kwargs["invitation_id"])
+
+    def list(self, request):
+        return paginated_response(request, invitations_for(request.user), InvitationSerializer, "invitations")
+
+    @action(detail=True, methods=["post"])
     @idempotent
-    def post(self, request, invitation_id):
-        invitation = invitation_get_for(user=request.user, invitation_id=invitation_id)
-        services.invitation_decline(invitation=invitation)
+    def accept(self, request, invitation_id):
+        invitation = self.get_object()
+        membership = services.invitation_accept(invitation=invitation, user=request.user)
+        return self.created(
+            MemberSerializer(membership).data, _member_location(invitation.project_id, membership.user_id)
+        )
+
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def decline(self, request, invitation_id):
+        services.invitation_decline(invitation=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

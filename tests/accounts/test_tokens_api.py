@@ -116,6 +116,10 @@ def test_create_shows_the_secret_once_and_the_token_works(api, user):
     assert body["name"] == "ci" and body["expires_at"] is None and body["last_used_at"] is None
     assert ISO_UTC.match(body["created_at"])
     assert response["Location"] == f"/auth/tokens/{body['id']}"
+    # The Location answers GET: the token as the list shows it, never its secret again.
+    located = api.get(response["Location"])
+    assert located.status_code == 200
+    assert located.json() == {field: body[field] for field in TOKEN_FIELDS}
 
     assert Api(secret).get("/profile").json()["id"] == str(user.id)
 
@@ -225,6 +229,7 @@ def test_a_token_can_revoke_itself(new):
 def test_another_users_token_is_not_found_and_keeps_working(api, api_for):
     other = UserFactory()
     theirs = api_token_create(user=other)
+    assert api.get(f"/auth/tokens/{theirs.token.id}").json() == NOT_FOUND
     response = delete(api, f"/auth/tokens/{theirs.token.id}")
     assert response.status_code == 404
     assert response.json() == NOT_FOUND
@@ -233,9 +238,20 @@ def test_another_users_token_is_not_found_and_keeps_working(api, api_for):
 
 @pytest.mark.parametrize("token_id", [str(uuid.uuid4()), "not-a-uuid", "123", "wsk_AAAAAAAAAAAA"])
 def test_unknown_and_non_uuid_ids_are_not_found(api, token_id):
-    response = delete(api, f"/auth/tokens/{token_id}")
-    assert response.status_code == 404
-    assert response.json() == NOT_FOUND
+    for response in (api.get(f"/auth/tokens/{token_id}"), delete(api, f"/auth/tokens/{token_id}")):
+        assert response.status_code == 404
+        assert response.json() == NOT_FOUND
+
+
+def test_get_one_token_as_the_list_shows_it_until_it_is_revoked(api, new):
+    made, _ = new
+    path = f"/auth/tokens/{made.token.id}"
+    response = api.get(path)
+    assert response.status_code == 200
+    assert response.json() == next(t for t in listed(api) if t["id"] == str(made.token.id))
+    assert "token" not in response.json()
+    assert delete(api, path).status_code == 204
+    assert api.get(path).json() == NOT_FOUND
 
 
 # --- tokens made with tokens cannot outlive them ---------------------------------------------------

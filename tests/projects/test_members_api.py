@@ -123,9 +123,22 @@ def test_add_a_member_by_email_in_any_case_once_they_accept(api, api_for, projec
     assert (body["user_id"], body["email"], body["role"]) == (str(someone.id), "dana@example.com", "viewer")
     assert response["Location"] == f"/projects/{project.id}/members/{someone.id}"
     assert api.get(members_url(project)).json()["members"][-1] == body
+    assert api.get(response["Location"]).json() == body  # the Location answers GET
     # They see the project now, as a viewer.
     assert api_for(someone).get(f"/projects/{project.id}").status_code == 200
     assert api_for(someone).post(f"/projects/{project.id}/workspaces").status_code == 403
+
+
+def test_each_person_reads_alone_as_the_list_shows_them_the_owner_included(
+    people, user, project, member, viewer
+):
+    for who in ("owner", "member", "viewer"):
+        listed = people[who].get(members_url(project)).json()["members"]
+        assert [m["user_id"] for m in listed] == [str(user.id), str(member.id), str(viewer.id)]
+        for entry in listed:
+            response = people[who].get(members_url(project, entry["user_id"]))
+            assert response.status_code == 200, (who, entry)
+            assert response.json() == entry
 
 
 def test_nobody_is_a_member_before_accepting(api, api_for, project):
@@ -281,12 +294,15 @@ def test_the_owner_cannot_be_changed_or_removed(api, user, project, method, stat
     assert api.get(members_url(project)).json()["members"][0]["role"] == "owner"
 
 
-@pytest.mark.parametrize("method", ["patch", "delete"])
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
 def test_someone_who_is_not_a_member_is_a_404(api, project, method):
     in_another_project = MembershipFactory().user
     for user_id in ("12345", uuid.uuid4(), UserFactory().id, in_another_project.id):
         path = members_url(project, user_id)
-        response = patch(api, path, {"role": "viewer"}) if method == "patch" else delete(api, path)
+        if method == "get":
+            response = api.get(path)
+        else:
+            response = patch(api, path, {"role": "viewer"}) if method == "patch" else delete(api, path)
         assert response.status_code == 404, user_id
         assert response.json() == {"error": "Member not found.", "code": "not_found"}
     assert Membership.objects.get(user=in_another_project).role == Role.MEMBER
@@ -296,6 +312,7 @@ def test_someone_who_is_not_a_member_is_a_404(api, project, method):
 
 MEMBERS_MATRIX = {
     "list": {"owner": 200, "member": 200, "viewer": 200, "stranger": 404},
+    "get": {"owner": 200, "member": 200, "viewer": 200, "stranger": 404},
     "add": {"owner": 201, "member": 403, "viewer": 403, "stranger": 404},
     "change": {"owner": 200, "member": 403, "viewer": 403, "stranger": 404},
     "remove": {"owner": 204, "member": 403, "viewer": 403, "stranger": 404},
@@ -311,6 +328,8 @@ def test_who_may_do_what_to_members(people, project, who, operation):
     before = set(Membership.objects.values_list("user_id", "role"))
     if operation == "list":
         response = caller.get(members_url(project))
+    elif operation == "get":
+        response = caller.get(members_url(project, someone_else.id))
     elif operation == "add":
         response = caller.post(members_url(project), {"email": newcomer.email})
     elif operation == "change":
@@ -323,6 +342,13 @@ def test_who_may_do_what_to_members(people, project, who, operation):
         assert response.json()["code"] == "permission_denied"
     if expected == 404:
         assert response.json() == {"error": "Project not found.", "code": "not_found"}
+    if operation == "get" and expected == 200:
+        assert response.json() == {
+            "user_id": str(someone_else.id),
+            "email": someone_else.email,
+            "role": "viewer",
+            "created_at": response.json()["created_at"],
+        }
     if expected >= 400:
         assert set(Membership.objects.values_list("user_id", "role")) == before
         assert not Invitation.objects.exists()
@@ -336,6 +362,7 @@ def test_members_of_another_project_are_strangers_here(api_for, project):
 def test_a_deleted_projects_members_are_a_404(api, project, member):
     assert delete(api, f"/projects/{project.id}").status_code == 204
     assert api.get(members_url(project)).status_code == 404
+    assert api.get(members_url(project, member.id)).status_code == 404
     assert api.post(members_url(project), {"email": UserFactory().email}).status_code == 404
     assert delete(api, members_url(project, member.id)).status_code == 404
 
@@ -345,6 +372,7 @@ def test_a_deleted_projects_members_are_a_404(api, project, member):
     [
         ("get", "/projects/{id}/members"),
         ("post", "/projects/{id}/members"),
+        ("get", "/projects/{id}/members/{user_id}"),
         ("patch", "/projects/{id}/members/{user_id}"),
         ("delete", "/projects/{id}/members/{user_id}"),
     ],

@@ -448,9 +448,10 @@ def test_every_project_endpoint_needs_a_token(anonymous, project, method, path):
             "/projects/{id}",
             "patch",
             "projects_partial_update",
-            {"200", "400", "401", "403", "404", "409", "415", "429", "413"},
+            {"200", "400", "401", "403", "404", "409", "412", "415", "429", "413"},
         ),
-        ("/projects/{id}", "delete", "projects_destroy", {"204", "401", "403", "404", "429"}),
+        ("/projects/{id}", "get", "projects_retrieve", {"200", "401", "404", "429"}),
+        ("/projects/{id}", "delete", "projects_destroy", {"204", "401", "403", "404", "412", "429"}),
         ("/projects/{id}/members", "get", "project_members_list", {"200", "400", "401", "404", "429"}),
         (
             "/projects/{id}/members",
@@ -462,13 +463,14 @@ def test_every_project_endpoint_needs_a_token(anonymous, project, method, path):
             "/projects/{id}/members/{user_id}",
             "patch",
             "project_members_partial_update",
-            {"200", "400", "401", "403", "404", "415", "429", "413"},
+            {"200", "400", "401", "403", "404", "412", "415", "429", "413"},
         ),
+        ("/projects/{id}/members/{user_id}", "get", "project_members_retrieve", {"200", "401", "404", "429"}),
         (
             "/projects/{id}/members/{user_id}",
             "delete",
             "project_members_destroy",
-            {"204", "401", "403", "404", "409", "429"},
+            {"204", "401", "403", "404", "409", "412", "429"},
         ),
         (
             "/projects/{id}/invitations",
@@ -486,7 +488,7 @@ def test_every_project_endpoint_needs_a_token(anonymous, project, method, path):
             "/projects/{id}/invitations/{invitation_id}",
             "delete",
             "project_invitations_destroy",
-            {"204", "401", "403", "404", "429"},
+            {"204", "401", "403", "404", "412", "429"},
         ),
         ("/invitations", "get", "invitations_list", {"200", "400", "401", "429"}),
         (
