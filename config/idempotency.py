@@ -37,7 +37,7 @@ from config.errors import ApiError, ValidationFailed
 HEADER = "Idempotency-Key"
 RETENTION = timedelta(hours=24)
 IN_FLIGHT_TIMEOUT = timedelta(minutes=5)
-REPLAYED_HEADERS = ("Location",)
+REPLAYED_HEADERS = ("Location", "ETag")  # the ETag describes the replayed body
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
