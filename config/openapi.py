@@ -364,9 +364,9 @@ TAG_DESCRIPTIONS = {
 }
 
 STRING_RULES = (
-    "**Strings.** No string the API accepts may hold the NUL character (U+0000): in a body it is a 400 "
-    "`validation_error` whose detail has the code `null_characters_not_allowed`, in a query parameter or "
-    "an id a 400 or a 404, and headers cannot carry one at all.\n\n"
+    "**Strings.** No string the API accepts may hold the NUL character (U+0000), which the database "
+    "cannot store: anywhere in a body (a value or a field's name) it is a 400 `validation_error`, in a "
+    "query parameter a 400, in a path's id a 404, and headers cannot carry one.\n\n"
     "**Media types and sizes.** Every answer is `application/json`: an `Accept` header without it is a "
     "406. A body must be `application/json` (else 415) and at most the server's "
     "`DATA_UPLOAD_MAX_MEMORY_SIZE` bytes (else 413); a request line over 4094 bytes is a 414, a header "
@@ -430,10 +430,13 @@ def _nullable_refs_made_valid(result: dict) -> None:
 
     * a reference to a named enum (``WorkspaceStatus``) becomes that enum written in place, with
       ``null`` among its values: the 3.0 way of a nullable enum;
-    * a reference to an object that is only ever used as nullable becomes a plain ``$ref``, and the
-      object itself ``nullable``;
-    * any other (an object also used where it may not be null) keeps its ``allOf`` and gets the
-      ``type: object`` beside its ``nullable``."""
+    * a reference to an answer's object that is only ever used as nullable (``EventAttempt``)
+      becomes a plain ``$ref``, and the object itself ``nullable``, so that the ``null`` of an
+      example validates;
+    * any other keeps its ``allOf`` and gets the ``type: object`` beside its ``nullable``: an
+      object also used where it may not be null, and a request's object (``HardwareRequest``),
+      which callers build by name and openapi-python-client would rename ``HardwareRequestType0``
+      if it were nullable itself (no example sends a null one)."""
     schemas = result.get("components", {}).get("schemas", {})
     plain_uses: set[str] = set()
     nullable_uses: list[tuple[dict, dict, str]] = []  # (parent, key holder, name)
@@ -457,7 +460,7 @@ def _nullable_refs_made_valid(result: dict) -> None:
         extra = {k: v for k, v in node.items() if k not in {"allOf", "nullable", "type"}}
         if "enum" in component:
             parent[key] = {**component, **extra, "nullable": True, "enum": [*component["enum"], None]}
-        elif name not in plain_uses:
+        elif name not in plain_uses and not name.endswith("Request"):
             component["nullable"] = True
             if "description" in extra and "description" not in component:
                 component["description"] = extra["description"]
