@@ -131,8 +131,81 @@ def test_request_objects_refuse_unknown_fields(schema):
 
 def test_named_enums(schema):
     components = schema["components"]["schemas"]
-    assert components["CpuKind"]["enum"] == ["shared", "performance"]
+    assert components["MemberRole"]["enum"] == ["member", "viewer"]
     assert components["Hardware"]["properties"]["cpu_kind"] == {"$ref": "#/components/schemas/CpuKind"}
     assert (
         "NullEnum" not in components
     )  # a nullable enum is a nullable reference, which every generator reads
+
+
+CATALOGUE_WITH_OTHER_KINDS = {
+    "cpu_kinds": {
+        "a100-host": {"cpus": [8, 16], "memory_per_cpu_mb": [4096, 8192], "memory_step_mb": 1024},
+    },
+    "volume_size_gb": [1, 500],
+    "gpu_kinds": [],
+}
+
+
+def test_cpu_kinds_are_a_documented_string_not_an_enum_the_catalogue_would_break(client, settings, schema):
+    """The deployment's catalogue names the CPU kinds: the schema promises a string (with the
+    default kinds as examples) on every deployment, and the 400 says which kinds this one takes."""
+    cpu_kind = schema["components"]["schemas"]["CpuKind"]
+    assert cpu_kind["type"] == "string" and "enum" not in cpu_kind
+    assert cpu_kind["example"] == "shared"
+    assert "`shared` and `performance` by default" in cpu_kind["description"]
+    assert "details[].allowed.choices" in cpu_kind["description"]
+
+    settings.WORKSPACE_HARDWARE_CATALOGUE = CATALOGUE_WITH_OTHER_KINDS
+    assert client.get("/openapi.json").json()["components"]["schemas"]["CpuKind"] == cpu_kind
+
+    from tests.factories import ProjectFactory, UserFactory, make_token
+
+    user = UserFactory()
+    response = client.post(
+        f"/projects/{ProjectFactory(owner=user).id}/workspaces",
+        {"hardware": {"cpu_kind": "shared", "cpus": 8, "memory_mb": 32768}},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {make_token(user)}"},
+    )
+    assert response.status_code == 400
+    (detail,) = [d for d in response.json()["details"] if d["field"] == "hardware.cpu_kind"]
+    assert detail["allowed"] == {"choices": ["a100-host"]}
+
+
+def test_nullable_values_are_valid_openapi_3_0(schema):
+    """``nullable`` has a ``type`` beside it, and a nullable enum lists ``null`` (redocly and spectral
+    otherwise refuse the schema and the ``null`` in its examples)."""
+    components = schema["components"]["schemas"]
+    from_status = components["WorkspaceEvent"]["properties"]["from_status"]
+    assert from_status["type"] == "string" and from_status["nullable"] is True
+    assert from_status["enum"] == [*components["WorkspaceStatus"]["enum"], None]
+    hardware = components["WorkspaceCreateRequest"]["properties"]["hardware"]
+    assert hardware["type"] == "object" and hardware["nullable"] is True
+    assert hardware["allOf"] == [{"$ref": "#/components/schemas/HardwareRequest"}]
+    assert components["WorkspaceEvent"]["properties"]["attempt"] == {
+        "$ref": "#/components/schemas/EventAttempt"
+    }
+    assert components["EventAttempt"]["nullable"] is True
+    for node in _all_nodes(schema):
+        if node.get("nullable"):
+            assert "type" in node, node
+
+
+def _all_nodes(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _all_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _all_nodes(value)
+
+
+def test_the_schema_names_a_server_and_says_what_strings_and_sizes_it_refuses(schema):
+    assert schema["servers"] == [
+        {"url": "/", "description": "This deployment (the server that serves this schema)."}
+    ]
+    description = schema["info"]["description"]
+    assert "NUL character (U+0000)" in description  # the refusals: tests/test_odd_input.py
+    assert "406" in description and "413" in description

@@ -166,6 +166,12 @@ SPECTACULAR_SETTINGS = {
     # A nullable enum is `nullable: true` on a reference, not a oneOf with a NullEnum component, which
     # openapi-generator's Python client turns into a class that does not compile.
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
+    # drf-spectacular's own pass (named enums), then ours: response headers, nullable types, servers
+    # and the string rules (config/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.contract_postprocessing_hook",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "WorkspaceStatus": "workspaces.models.WorkspaceStatus",
         "EventActorKind": "workspaces.models.ActorKind",

@@ -270,6 +270,7 @@ def test_the_heartbeat_is_documented_with_its_own_security_scheme(client):
         "400",
         "401",
         "404",
+        "406",
         "413",
         "414",
         "415",

@@ -1,21 +1,21 @@
-from django.conf import settings
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from config.openapi import NamedEnum
+from config.openapi import OpenString
 from config.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
 
 
-def _cpu_kinds() -> list[str]:
-    return list(settings.WORKSPACE_HARDWARE_CATALOGUE["cpu_kinds"])
+class CpuKindField(OpenString, serializers.CharField):
+    """The deployment's hardware catalogue (``WORKSPACE_HARDWARE_CATALOGUE``) names the CPU kinds,
+    so the schema documents the default ones and promises no enum."""
 
-
-class CpuKindField(NamedEnum, serializers.CharField):
-    enum_name = "CpuKind"
-    enum_values = staticmethod(_cpu_kinds)
-    enum_description = (
-        "CPU type; each kind has its own CPU counts and memory per CPU (see the hardware rules)."
+    schema_name = "CpuKind"
+    default_values = ["shared", "performance"]
+    schema_description = (
+        "CPU type; each kind has its own CPU counts and memory per CPU (see the hardware rules). "
+        "The deployment's catalogue decides; `shared` and `performance` by default; the allowed "
+        "values come back in a 400's `details[].allowed.choices`."
     )
 
 
