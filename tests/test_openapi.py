@@ -57,7 +57,10 @@ def test_a_workspace_documents_its_etag_and_if_match(schema):
         ("start", schema["paths"]["/workspaces/{id}/start"]["post"]),
         ("stop", schema["paths"]["/workspaces/{id}/stop"]["post"]),
     ]:
-        assert operation["responses"]["200"]["headers"]["ETag"]["schema"] == {"type": "string"}, label
+        assert operation["responses"]["200"]["headers"]["ETag"] == {"$ref": "#/components/headers/ETag"}, (
+            label
+        )
+    assert schema["components"]["headers"]["ETag"]["schema"]["type"] == "string"
     for method in ["patch", "delete"]:
         parameters = {p["name"]: p for p in detail[method]["parameters"]}
         assert parameters["If-Match"]["in"] == "header" and not parameters["If-Match"].get("required")
