@@ -23,6 +23,7 @@ from config.errors import ApiError, NotFound, ValidationFailed
 from projects.models import Project
 from projects.selectors import parse_uuid, projects_visible_to, require_role
 from workspaces import hardware as hw
+from workspaces import scheduling
 from workspaces.agent_tokens import agent_token_for
 from workspaces.attempts import attempt
 from workspaces.drivers import DriverError, MachineSpec, get_driver
@@ -116,9 +117,6 @@ def workspace_create(
 ) -> Workspace:
     """A new workspace in ``creating``; provisioning is queued once the row is committed.
     ``locked``: the caller's transaction already holds the locks (``workspace_create_project_lock``)."""
-    # Imported here: tasks import services, and a task module is a thin adapter over this one.
-    from workspaces.tasks import provision_workspace
-
     resolved = workspace_hardware_resolve(user=user, requested=hardware)
     # Locked: part of the caller's transaction, whose failure rolls it all back (no savepoint to pay).
     with transaction.atomic(savepoint=not locked):
@@ -145,7 +143,7 @@ def workspace_create(
         )
         _insert_with_event(workspace, event)
         # After commit: a worker must never look for a row that is not there yet.
-        _queue_after_commit(provision_workspace, workspace, queue=provision_queue(workspace))
+        scheduling.send_on_commit(scheduling.PROVISION, str(workspace.id), queue=provision_queue(workspace))
     return workspace
 
 
@@ -236,15 +234,13 @@ def _require_state(workspace: Workspace, operation: str) -> None:
 def workspace_start(*, workspace: Workspace, actor: Actor) -> Workspace:
     """``stopped`` or ``error`` → ``starting``; a worker boots the machine (or re-creates one that a
     failed provisioning removed) and takes it to ``running``."""
-    from workspaces.tasks import provision_workspace
-
     _require_state(workspace, "start")
     with transaction.atomic():
         if not _transition(
             workspace, S.STARTING, actor, message="Start requested.", last_activity_at=timezone.now()
         ):
             _refresh_and_refuse(workspace, "start")
-        _queue_after_commit(provision_workspace, workspace, queue=provision_queue(workspace))
+        scheduling.send_on_commit(scheduling.PROVISION, str(workspace.id), queue=provision_queue(workspace))
     return workspace
 
 
@@ -261,8 +257,6 @@ def workspace_stop(
     ``keep_active`` is still off, checked in the same UPDATE, so a heartbeat that lands after the
     idle workspaces were selected still saves this one.
     """
-    from workspaces.tasks import stop_workspace
-
     _require_state(workspace, "stop")
     with transaction.atomic():
         guard = (
@@ -274,7 +268,7 @@ def workspace_stop(
             workspace, S.STOPPING, actor, message=reason, guard=guard, last_activity_at=timezone.now()
         ):
             _refresh_and_refuse(workspace, "stop")
-        _queue_after_commit(stop_workspace, workspace)
+        scheduling.send_on_commit(scheduling.STOP, str(workspace.id))
     return workspace
 
 
@@ -300,8 +294,6 @@ def workspace_update(*, workspace: Workspace, actor: Actor, keep_active: bool | 
 def workspace_delete(*, workspace: Workspace, actor: Actor) -> None:
     """Gone from the API at once; its machine and volume are destroyed in the background. The row
     stays for operators, with the outcome on its timeline."""
-    from workspaces.tasks import destroy_workspace
-
     now = timezone.now()
     with transaction.atomic():
         if not Workspace.objects.filter(pk=workspace.pk, deleted_at__isnull=True).update(
@@ -315,7 +307,7 @@ def workspace_delete(*, workspace: Workspace, actor: Actor) -> None:
             kind=WorkspaceEvent.Kind.INFO,
             message=f"Deleted while '{workspace.status}'; destroying its machine and volume.",
         )
-        _queue_after_commit(destroy_workspace, workspace)
+        scheduling.send_on_commit(scheduling.DESTROY, str(workspace.id))
 
 
 # --- background work: each resumes from the row, so a duplicated or retried task is harmless ----------
@@ -611,27 +603,6 @@ def provision_queue(workspace: Workspace) -> str | None:
     ):
         return settings.WORKSPACE_CLONE_QUEUE
     return None
-
-
-def send(task, workspace_id: str, *, queue: str | None = None) -> None:
-    """Send ``task`` for a workspace now, to ``queue`` (the default queue if None)."""
-    if queue:
-        task.apply_async((workspace_id,), queue=queue)
-    else:
-        task.delay(workspace_id)
-
-
-def _queue_after_commit(task, workspace: Workspace, *, queue: str | None = None) -> None:
-    """Send ``task`` for this workspace once the transaction commits (a worker must never look for
-    a row that is not there yet). If the broker cannot take it then — down, restarting — the
-    request still succeeds: the row is committed, the failure is logged, and the reconciler queues
-    the work again when it sees no progress. ``queue``: None for the default queue."""
-    workspace_id = str(workspace.id)
-
-    def send_task():  # a named function: Django's robust on_commit logs failures by __qualname__
-        send(task, workspace_id, queue=queue)
-
-    transaction.on_commit(send_task, robust=True)
 
 
 def record_event(workspace: Workspace, *, kind: str, message: str, actor: Actor = SYSTEM) -> WorkspaceEvent:
