@@ -8,7 +8,6 @@ says who or what moved a workspace.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +16,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import ApiToken, User
+from accounts.actors import SYSTEM, Actor
+from accounts.models import User
 from accounts.services import user_settings_get
 from config.errors import ApiError, NotFound, ValidationFailed
 from projects.models import Project
@@ -27,28 +27,11 @@ from workspaces import scheduling
 from workspaces.agent_tokens import agent_token_for
 from workspaces.attempts import attempt
 from workspaces.drivers import DriverError, MachineSpec, get_driver
-from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
+from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
 from workspaces.quotas import quota_check
 
 logger = logging.getLogger(__name__)
 S = WorkspaceStatus
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who or what acts on a workspace, as the timeline records it."""
-
-    kind: str
-    user: User | None = None
-    token: ApiToken | None = None
-
-    @classmethod
-    def for_request(cls, request) -> Actor:
-        token = request.auth if isinstance(request.auth, ApiToken) else None
-        return cls(ActorKind.TOKEN if token else ActorKind.USER, user=request.user, token=token)
-
-
-SYSTEM = Actor(ActorKind.SYSTEM)
 
 
 # --- creation -------------------------------------------------------------------------------------
@@ -59,27 +42,8 @@ def workspace_hardware_resolve(*, user: User, requested: dict[str, Any] | None) 
     catalogue and what the driver can offer. Raises ``ValidationFailed`` with one detail per rule."""
     defaults = user_settings_get(user=user)
     merged = hw.merge(hw.Hardware(**{f: getattr(defaults, f) for f in hw.FIELDS}), requested)
-    workspace_hardware_check(hardware=merged)
+    hw.check(merged)
     return merged
-
-
-def workspace_hardware_check(*, hardware: hw.Hardware, prefix: str = "hardware") -> None:
-    """The one check of a complete hardware choice, for workspace creation and for users' default
-    hardware alike: every rule of the catalogue, then what the driver can offer. Raises
-    ``ValidationFailed`` with one detail per problem, its field under ``prefix``."""
-    problems = hw.validate(hardware, settings.WORKSPACE_HARDWARE_CATALOGUE, prefix=prefix)
-    if not problems:
-        problems = [_under(problem, prefix) for problem in get_driver().check_hardware(hardware)]
-    if problems:
-        raise ValidationFailed.from_details([p.as_dict() for p in problems])
-
-
-def _under(problem: hw.Problem, prefix: str) -> hw.Problem:
-    """A driver names fields as a create request does (``hardware.gpu_kind``): move it under ``prefix``."""
-    head, dot, rest = problem.field.partition(".")
-    if head != "hardware" or prefix == "hardware":
-        return problem
-    return replace(problem, field=f"{prefix}{dot}{rest}")
 
 
 def workspace_plan(*, user: User, hardware: dict[str, Any] | None) -> hw.Hardware:
@@ -308,6 +272,13 @@ def workspace_delete(*, workspace: Workspace, actor: Actor) -> None:
             message=f"Deleted while '{workspace.status}'; destroying its machine and volume.",
         )
         scheduling.send_on_commit(scheduling.DESTROY, str(workspace.id))
+
+
+def workspaces_delete_of_project(*, project: Project, actor: Actor) -> None:
+    """Delete every live workspace of a project being deleted (``projects.services.project_delete``
+    calls it, inside its transaction: the workspaces app registers it at start-up)."""
+    for workspace in Workspace.live.filter(project=project).order_by("created_at", "id"):
+        workspace_delete(workspace=workspace, actor=actor)
 
 
 # --- background work: each resumes from the row, so a duplicated or retried task is harmless ----------

@@ -3,6 +3,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.actors import Actor
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.openapi import BAD_PAGE, error_responses, uuid_path_parameter
 from config.pagination import PAGINATION_PARAMETERS, paginated_response
@@ -28,7 +29,6 @@ from projects.selectors import (
     projects_visible_to,
     require_role,
 )
-from workspaces.services import Actor
 
 PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
 USER_ID = uuid_path_parameter("user_id", "The member's user ID (UUID).")
