@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -14,12 +13,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.actors import Actor
 from accounts.models import User
 from config.errors import ApiError, Conflict, NotFound, ValidationFailed
 from projects.models import Invitation, Membership, Project, Role
-
-if TYPE_CHECKING:
-    from accounts.actors import Actor
 
 
 def project_create(
