@@ -9,6 +9,11 @@ from accounts.models import ApiToken, User, UserQuota, UserSettings
 from accounts.services import api_token_create, api_token_revoke
 from config.admin import PermittedActionsMixin
 
+# The operator console shows a user's quota use beside their overrides: an admin module sits on top
+# (Django loads it last, nothing imports it), so this one upward import closes no cycle
+# (tests/test_import_graph.py lists it).
+from workspaces.quotas import quota_limits, quota_usage
+
 
 class UserSettingsInline(admin.StackedInline):
     model = UserSettings
@@ -27,8 +32,6 @@ class UserQuotaInline(admin.StackedInline):
 
     @admin.display(description="in use now / limit")
     def current_use(self, quota):
-        from workspaces.quotas import quota_limits, quota_usage
-
         if quota is None or quota.user_id is None:
             return "-"
         usage, limits = quota_usage(quota.user), quota_limits(quota.user)

@@ -11,8 +11,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from accounts import tokens
 from accounts.models import ApiToken, User, UserSettings
-from workspaces.hardware import FIELDS as HARDWARE_FIELDS
-from workspaces.hardware import Hardware, merge
+from workspaces import hardware as hw
 
 
 @transaction.atomic
@@ -47,17 +46,18 @@ def user_settings_update(
     current ones (``partial``, PATCH). The result is checked by exactly the rules of workspace
     creation, with fields named ``default_hardware.<field>``; on a problem ``ValidationFailed`` is
     raised and nothing is stored. The row is locked, so two concurrent PATCHes cannot lose a change.
-    """
-    # Imported here: workspaces.services imports this module (workspaces depend on accounts, not back).
-    from workspaces.services import workspace_hardware_check
 
+    The check is ``workspaces.hardware.check``, the leaf module that accounts may import from
+    below: the driver's part of it is installed there by the workspaces app at start-up, so this
+    module depends on nothing of workspaces but the catalogue's rules.
+    """
     user_settings = user_settings_get(user=user, for_update=True)
-    current = Hardware(**{field: getattr(user_settings, field) for field in HARDWARE_FIELDS})
-    merged = merge(current, partial) if hardware is None else Hardware(**{"gpu_kind": None, **hardware})
-    workspace_hardware_check(hardware=merged, prefix="default_hardware")
-    for field in HARDWARE_FIELDS:
+    current = hw.Hardware(**{field: getattr(user_settings, field) for field in hw.FIELDS})
+    merged = hw.merge(current, partial) if hardware is None else hw.Hardware(**{"gpu_kind": None, **hardware})
+    hw.check(merged, prefix="default_hardware")
+    for field in hw.FIELDS:
         setattr(user_settings, field, getattr(merged, field))
-    user_settings.save(update_fields=[*HARDWARE_FIELDS, "updated_at"])
+    user_settings.save(update_fields=[*hw.FIELDS, "updated_at"])
     return user_settings
 
 

@@ -24,14 +24,15 @@ import re
 from datetime import timedelta
 from functools import wraps
 
+from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Model
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from accounts.models import IdempotencyKey
 from config.errors import ApiError, ValidationFailed
 
 HEADER = "Idempotency-Key"
@@ -47,6 +48,13 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     description="Any unique string up to 255 characters. Retrying with the same key and body within 24 hours "
     "returns the first response instead of acting twice.",
 )
+
+
+def _keys() -> type[Model]:
+    """The keys' table, ``accounts.IdempotencyKey`` (a key belongs to a user), looked up by its label
+    as settings name a model (``AUTH_USER_MODEL``): config sits below the apps and imports none of
+    them at module level (tests/test_import_graph.py)."""
+    return apps.get_model("accounts", "IdempotencyKey")
 
 
 class KeyReused(ApiError):
@@ -72,7 +80,7 @@ def idempotent(handler):
         _check_key(key)
         fingerprint = _fingerprint(request)
         record = _claim(request.user, key, fingerprint)
-        if record.state == IdempotencyKey.State.DONE:
+        if record.state == _keys().State.DONE:
             return _replay(record)
         try:
             with transaction.atomic():
@@ -82,18 +90,18 @@ def idempotent(handler):
                     response = view.handle_exception(exc)
                 if response.status_code >= 500 or response.status_code == 429:
                     raise _Forget(response)
-                IdempotencyKey.objects.filter(pk=record.pk).update(
-                    state=IdempotencyKey.State.DONE,
+                _keys().objects.filter(pk=record.pk).update(
+                    state=_keys().State.DONE,
                     response_status=response.status_code,
                     response_body=json.dumps(response.data, cls=JSONEncoder),
                     response_headers={h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)},
                 )
             return response
         except _Forget as forget:
-            IdempotencyKey.objects.filter(pk=record.pk).delete()
+            _keys().objects.filter(pk=record.pk).delete()
             return forget.response
         except BaseException:
-            IdempotencyKey.objects.filter(pk=record.pk).delete()
+            _keys().objects.filter(pk=record.pk).delete()
             raise
 
     return wrapper
@@ -128,35 +136,35 @@ def _fingerprint(request) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def _claim(user, key: str, fingerprint: str) -> IdempotencyKey:
+def _claim(user, key: str, fingerprint: str) -> Model:
     """The key's record: a fresh claim (in flight, ours), or a finished one to replay."""
     now = timezone.now()
     for _ in range(3):
         try:
             with transaction.atomic():
-                return IdempotencyKey.objects.create(user=user, key=key, request_fingerprint=fingerprint)
+                return _keys().objects.create(user=user, key=key, request_fingerprint=fingerprint)
         except IntegrityError:
             pass
-        existing = IdempotencyKey.objects.filter(user=user, key=key).first()
+        existing = _keys().objects.filter(user=user, key=key).first()
         if existing is None:
             continue  # released between our insert and our read: try again
         expired = existing.created_at < now - RETENTION
         abandoned = (
-            existing.state == IdempotencyKey.State.IN_FLIGHT and existing.created_at < now - IN_FLIGHT_TIMEOUT
+            existing.state == _keys().State.IN_FLIGHT and existing.created_at < now - IN_FLIGHT_TIMEOUT
         )
         if expired or abandoned:
             # Take it over only if nobody else did first.
-            IdempotencyKey.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+            _keys().objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
             continue
         if existing.request_fingerprint != fingerprint:
             raise KeyReused()
-        if existing.state == IdempotencyKey.State.IN_FLIGHT:
+        if existing.state == _keys().State.IN_FLIGHT:
             raise KeyInFlight()
         return existing
     raise KeyInFlight()
 
 
-def _replay(record: IdempotencyKey) -> Response:
+def _replay(record: Model) -> Response:
     headers = {**record.response_headers, "Idempotent-Replayed": "true"}
     body = None if record.response_body is None else json.loads(record.response_body)
     return Response(body, status=record.response_status, headers=headers)
@@ -174,12 +182,13 @@ def purge_expired_keys(*, batch_size: int | None = None) -> int:
     deleted = 0
     while True:
         batch = list(
-            IdempotencyKey.objects.filter(created_at__lt=cutoff)
+            _keys()
+            .objects.filter(created_at__lt=cutoff)
             .order_by("created_at")
             .values_list("pk", flat=True)[:batch_size]
         )
         if not batch:
             return deleted
-        deleted += IdempotencyKey.objects.filter(pk__in=batch, created_at__lt=cutoff).delete()[0]
+        deleted += _keys().objects.filter(pk__in=batch, created_at__lt=cutoff).delete()[0]
         if len(batch) < batch_size:
             return deleted

@@ -12,7 +12,7 @@ Every log line, whether from our code, Django, Celery or httpx, goes through the
 A JSON line reads ``{"event": "...", "level": "info", "logger": "...", "timestamp": "...Z",
 "request_id": "...", ...}``. Before rendering, every value is scrubbed of secrets: Bearer
 credentials, the secret part of API tokens (``wsk_<key>_<secret>``) and agent tokens
-(``wsa_<id>_<mac>``), preview tokens, a URL's credential (``projects.redaction``), and the values of the secret settings
+(``wsa_<id>_<mac>``), preview tokens, a URL's credential (``config.redaction``), and the values of the secret settings
 (``SECRET_KEY``, ``API_TOKEN_PEPPER``, ``FLY_API_TOKEN``, ``METRICS_TOKEN``). The code does not log
 secrets in the first place (tests/test_logs.py checks that at DEBUG level); the scrubber is the
 second line of defence for what a library might print.
@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, get_contextvars
 
-from projects.redaction import redact_credentials
+from config.redaction import redact_credentials
 
 __all__ = ["bind_contextvars", "clear_contextvars", "current_request_id", "each_logged", "logging_config"]
 

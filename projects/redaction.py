@@ -7,33 +7,13 @@ credential in a URL. The stored value keeps it (the clone needs it), but every p
 ``https://user:***@host/x.git``, ``https://***@host/x.git``. An ssh user name (``ssh://git@host``)
 is kept: ssh authenticates with keys, so the name is not a secret.
 
-No model imports here: the drivers and the log formatter use it too.
+The masking itself is ``config.redaction`` (the log formatter uses it too); this module adds what a
+project's ``repo_url`` needs on top of it. No model imports here: the drivers use it too.
 """
 
-import re
+from config.redaction import MASK, redact_credentials
 
-MASK = "***"
-
-# scheme://userinfo@ : the userinfo runs to the LAST "@" before the path, so a password holding a
-# raw "@" is masked whole (urllib and git read it that way too).
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://([^/?#\s]+)@")
-
-
-def _masked(match: re.Match) -> str:
-    scheme, userinfo = match[1], match[2]
-    user, colon, _ = userinfo.partition(":")
-    if colon:
-        masked = f"{user}:{MASK}"
-    elif scheme.lower() in ("ssh", "git+ssh", "ssh+git"):
-        masked = user
-    else:
-        masked = MASK  # a lone token in the user name's place (GitHub, GitLab, Bitbucket)
-    return f"{scheme}://{masked}@"
-
-
-def redact_credentials(text: str) -> str:
-    """``text`` (a URL, or a message with URLs in it) with every URL's credential masked."""
-    return _USERINFO.sub(_masked, text)
+__all__ = ["MASK", "keep_stored_credentials", "redact_credentials"]
 
 
 def keep_stored_credentials(submitted: str | None, stored: str | None) -> str | None:

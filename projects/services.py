@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -13,12 +13,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.actors import Actor
 from accounts.models import User
 from config.errors import ApiError, Conflict, NotFound, ValidationFailed
 from projects.models import Invitation, Membership, Project, Role
-
-if TYPE_CHECKING:
-    from workspaces.services import Actor
 
 
 def project_create(
@@ -77,21 +75,32 @@ def project_update(*, project: Project, **changes) -> Project:
     return project
 
 
-def project_delete(*, project: Project, actor: Actor) -> None:
-    """Deletes the project's live workspaces (each one's machine and volume are destroyed in the
-    background, after commit), then the project itself: it is gone from the API at once and its name
-    can be used again. The rows stay, for the records of its workspaces. Deleting twice is harmless."""
-    # Imported here: workspaces depend on projects, not back; only this cascade reaches the other way.
-    from workspaces.models import Workspace
-    from workspaces.services import workspace_delete
+# Apps above this one that keep rows under a project register here how to delete them when the
+# project is deleted (the workspaces app, at start-up: WorkspacesConfig.ready). projects imports
+# nothing of theirs: the imports point one way, workspaces -> projects (tests/test_import_graph.py).
+ProjectCascade = Callable[..., None]
+_delete_cascades: list[ProjectCascade] = []
 
+
+def project_delete_cascade(cascade: ProjectCascade) -> None:
+    """Register ``cascade(*, project, actor)``: it runs in ``project_delete``'s transaction, with the
+    project's row locked, before the project is marked deleted; what it raises rolls it all back."""
+    if cascade not in _delete_cascades:
+        _delete_cascades.append(cascade)
+
+
+def project_delete(*, project: Project, actor: Actor) -> None:
+    """Deletes what other apps keep under the project (its live workspaces: each one's machine and
+    volume are destroyed in the background, after commit), then the project itself: it is gone from
+    the API at once and its name can be used again. The rows stay, for the records of its
+    workspaces. Deleting twice is harmless."""
     with transaction.atomic():
         # Locked (on databases that can), so that two concurrent deletes do not both cascade.
         live = Project.objects.select_for_update().filter(pk=project.pk, deleted_at__isnull=True).first()
         if live is None:
             return
-        for workspace in Workspace.live.filter(project=live).order_by("created_at", "id"):
-            workspace_delete(workspace=workspace, actor=actor)
+        for cascade in _delete_cascades:
+            cascade(project=live, actor=actor)
         now = timezone.now()
         Project.objects.filter(pk=project.pk).update(deleted_at=now, updated_at=now)
         project.deleted_at = project.updated_at = now

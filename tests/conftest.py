@@ -126,22 +126,27 @@ def fake_fly():
 
 @pytest.fixture
 def tasks_not_sent(monkeypatch):
-    """Workspace tasks are recorded here instead of sent, for transactional tests about the API
-    alone: a worker still running from an earlier test would otherwise provision their workspaces
-    while their teardown empties the tables, and on PostgreSQL that TRUNCATE can deadlock with it."""
-    from workspaces import tasks
+    """Workspace tasks are recorded here, as ``(name, args, queue)``, instead of reaching the broker
+    (the far side of ``workspaces.scheduling``); other tasks are sent as usual. ``name`` is the
+    task's short name (``provision_workspace``), ``queue`` None for the default queue.
 
+    For transactional tests about the API alone: a worker still running from an earlier test would
+    otherwise provision their workspaces while their teardown empties the tables, and on PostgreSQL
+    that TRUNCATE can deadlock with it. And for tests of what is queued, and where."""
+    from config.celery import app
+    from workspaces import scheduling
+
+    workspace_tasks = set(scheduling.TASK_FOR.values())
+    send_task = app.send_task
     sent = []
-    for name in ("provision_workspace", "stop_workspace", "destroy_workspace"):
-        monkeypatch.setattr(
-            getattr(tasks, name), "delay", lambda *args, _name=name: sent.append((_name, args))
-        )
-        # Sent to a queue of its own (a provisioning that clones): recorded the same way.
-        monkeypatch.setattr(
-            getattr(tasks, name),
-            "apply_async",
-            lambda args=(), kwargs=None, _name=name, **options: sent.append((_name, tuple(args))),
-        )
+
+    def record(name, args=None, kwargs=None, **options):
+        if name not in workspace_tasks:
+            return send_task(name, args, kwargs, **options)
+        sent.append((name.rpartition(".")[2], tuple(args or ()), options.get("queue")))
+        return None
+
+    monkeypatch.setattr(app, "send_task", record)
     return sent
 
 

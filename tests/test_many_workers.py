@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from config.celery import app as celery_app
 from tests.conftest import database_url_for_processes
 from tests.factories import ProjectFactory, UserFactory, make_token
 from tests.live import LiveStack
@@ -260,10 +261,13 @@ def test_a_worker_killed_mid_run_and_the_reconciler_still_provision_each_once(
     # this stack's queue.
     settings.WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS = 2
     settings.WORKSPACE_REQUEUE_AFTER_SECONDS = 2
+    send_task = celery_app.send_task  # what workspaces.scheduling sends through
     monkeypatch.setattr(
-        provision_workspace,
-        "delay",
-        lambda workspace_id: provision_workspace.apply_async((workspace_id,), queue=stack.queue),
+        celery_app,
+        "send_task",
+        lambda name, args=None, kwargs=None, **options: send_task(
+            name, args, kwargs, **{**options, "queue": stack.queue}
+        ),
     )
     time.sleep(2)
     report = reconciler.reconcile()

@@ -1,15 +1,21 @@
 """The hardware catalogue and its rules (docs/api.md, "Hardware").
 
-A leaf module: it imports no models, so that workspace creation, user settings and the drivers'
-capability checks can all use it without an import cycle. Every rule failure is a ``Problem`` with
+A leaf module: it imports no models and nothing of the workspaces app, so that workspace creation,
+user settings (``accounts``, an app below this one) and the drivers' capability checks can all use
+it without an import cycle. Every rule failure is a ``Problem`` with
 a stable code and what would have been ``allowed``, so that a caller can fix the request without
 reading our documentation.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from django.conf import settings
+
+from config.errors import ValidationFailed
 
 FIELDS = ("cpu_kind", "cpus", "memory_mb", "volume_size_gb", "gpu_kind")
 
@@ -157,3 +163,41 @@ def _memory_problems(hardware: Hardware, kind: dict[str, Any], prefix: str) -> l
             )
         ]
     return []
+
+
+# --- the one check of a complete choice: the catalogue's rules, then what the driver can offer -------
+
+CapabilityCheck = Callable[[Hardware], list[Problem]]
+_capability_check: CapabilityCheck | None = None
+
+
+def set_capability_check(capability_check: CapabilityCheck) -> None:
+    """Install what the deployment's provider can offer, as a check (``Driver.check_hardware`` of
+    the configured driver). The workspaces app does it at start-up (``WorkspacesConfig.ready``):
+    the drivers import projects' modules, so ``accounts`` could not import them without pointing
+    its imports up; through this hook it checks a user's default hardware exactly as a create does
+    while importing nothing but this leaf."""
+    global _capability_check
+    _capability_check = capability_check
+
+
+def check(hardware: Hardware, *, prefix: str = "hardware") -> None:
+    """The one check of a complete hardware choice, for workspace creation and for users' default
+    hardware alike: every rule of the catalogue (``WORKSPACE_HARDWARE_CATALOGUE``), then what the
+    driver can offer. Raises ``ValidationFailed`` with one detail per problem, its field under
+    ``prefix``."""
+    if _capability_check is None:  # the workspaces app is not loaded: refuse rather than skip
+        raise RuntimeError("No capability check installed: is the workspaces app in INSTALLED_APPS?")
+    problems = validate(hardware, settings.WORKSPACE_HARDWARE_CATALOGUE, prefix=prefix)
+    if not problems:
+        problems = [_under(problem, prefix) for problem in _capability_check(hardware)]
+    if problems:
+        raise ValidationFailed.from_details([p.as_dict() for p in problems])
+
+
+def _under(problem: Problem, prefix: str) -> Problem:
+    """A driver names fields as a create request does (``hardware.gpu_kind``): move it under ``prefix``."""
+    head, dot, rest = problem.field.partition(".")
+    if head != "hardware" or prefix == "hardware":
+        return problem
+    return replace(problem, field=f"{prefix}{dot}{rest}")

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.actors import ActorKind
 from workspaces.hardware import Hardware
 
 
@@ -98,13 +99,6 @@ class Workspace(models.Model):
     @property
     def hardware(self) -> Hardware:
         return Hardware(self.cpu_kind, self.cpus, self.memory_mb, self.volume_size_gb, self.gpu_kind)
-
-
-class ActorKind(models.TextChoices):
-    USER = "user"
-    TOKEN = "token"  # noqa: S105 (an actor kind, not a secret)
-    OPERATOR = "operator"
-    SYSTEM = "system"
 
 
 class WorkspaceEvent(models.Model):

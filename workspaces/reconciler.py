@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from config.logs import each_logged
 from config.metrics import count_reconciler_pass
-from workspaces import services
+from workspaces import scheduling, services
 from workspaces.attempts import attempt_abandon, last_attempt
 from workspaces.drivers import DriverError, get_driver
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
@@ -145,11 +145,8 @@ def _why_stalled(
 
 
 def _queue(operation: str, workspace: Workspace) -> None:
-    from workspaces.tasks import destroy_workspace, provision_workspace, stop_workspace
-
-    task = {"provision": provision_workspace, "stop": stop_workspace, "destroy": destroy_workspace}[operation]
     queue = services.provision_queue(workspace) if operation == "provision" else None
-    services.send(task, str(workspace.id), queue=queue)
+    scheduling.send(scheduling.TASK_FOR[operation], str(workspace.id), queue=queue)
 
 
 # --- 3. inventory -----------------------------------------------------------------------------------------

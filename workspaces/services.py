@@ -8,7 +8,6 @@ says who or what moved a workspace.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,37 +16,22 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import ApiToken, User
+from accounts.actors import SYSTEM, Actor
+from accounts.models import User
 from accounts.services import user_settings_get
 from config.errors import ApiError, NotFound, ValidationFailed
 from projects.models import Project
 from projects.selectors import parse_uuid, projects_visible_to, require_role
 from workspaces import hardware as hw
+from workspaces import scheduling
 from workspaces.agent_tokens import agent_token_for
 from workspaces.attempts import attempt
 from workspaces.drivers import DriverError, MachineSpec, get_driver
-from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
+from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
 from workspaces.quotas import quota_check
 
 logger = logging.getLogger(__name__)
 S = WorkspaceStatus
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who or what acts on a workspace, as the timeline records it."""
-
-    kind: str
-    user: User | None = None
-    token: ApiToken | None = None
-
-    @classmethod
-    def for_request(cls, request) -> Actor:
-        token = request.auth if isinstance(request.auth, ApiToken) else None
-        return cls(ActorKind.TOKEN if token else ActorKind.USER, user=request.user, token=token)
-
-
-SYSTEM = Actor(ActorKind.SYSTEM)
 
 
 # --- creation -------------------------------------------------------------------------------------
@@ -58,27 +42,8 @@ def workspace_hardware_resolve(*, user: User, requested: dict[str, Any] | None) 
     catalogue and what the driver can offer. Raises ``ValidationFailed`` with one detail per rule."""
     defaults = user_settings_get(user=user)
     merged = hw.merge(hw.Hardware(**{f: getattr(defaults, f) for f in hw.FIELDS}), requested)
-    workspace_hardware_check(hardware=merged)
+    hw.check(merged)
     return merged
-
-
-def workspace_hardware_check(*, hardware: hw.Hardware, prefix: str = "hardware") -> None:
-    """The one check of a complete hardware choice, for workspace creation and for users' default
-    hardware alike: every rule of the catalogue, then what the driver can offer. Raises
-    ``ValidationFailed`` with one detail per problem, its field under ``prefix``."""
-    problems = hw.validate(hardware, settings.WORKSPACE_HARDWARE_CATALOGUE, prefix=prefix)
-    if not problems:
-        problems = [_under(problem, prefix) for problem in get_driver().check_hardware(hardware)]
-    if problems:
-        raise ValidationFailed.from_details([p.as_dict() for p in problems])
-
-
-def _under(problem: hw.Problem, prefix: str) -> hw.Problem:
-    """A driver names fields as a create request does (``hardware.gpu_kind``): move it under ``prefix``."""
-    head, dot, rest = problem.field.partition(".")
-    if head != "hardware" or prefix == "hardware":
-        return problem
-    return replace(problem, field=f"{prefix}{dot}{rest}")
 
 
 def workspace_plan(*, user: User, hardware: dict[str, Any] | None) -> hw.Hardware:
@@ -116,9 +81,6 @@ def workspace_create(
 ) -> Workspace:
     """A new workspace in ``creating``; provisioning is queued once the row is committed.
     ``locked``: the caller's transaction already holds the locks (``workspace_create_project_lock``)."""
-    # Imported here: tasks import services, and a task module is a thin adapter over this one.
-    from workspaces.tasks import provision_workspace
-
     resolved = workspace_hardware_resolve(user=user, requested=hardware)
     # Locked: part of the caller's transaction, whose failure rolls it all back (no savepoint to pay).
     with transaction.atomic(savepoint=not locked):
@@ -145,7 +107,7 @@ def workspace_create(
         )
         _insert_with_event(workspace, event)
         # After commit: a worker must never look for a row that is not there yet.
-        _queue_after_commit(provision_workspace, workspace, queue=provision_queue(workspace))
+        scheduling.send_on_commit(scheduling.PROVISION, str(workspace.id), queue=provision_queue(workspace))
     return workspace
 
 
@@ -236,15 +198,13 @@ def _require_state(workspace: Workspace, operation: str) -> None:
 def workspace_start(*, workspace: Workspace, actor: Actor) -> Workspace:
     """``stopped`` or ``error`` → ``starting``; a worker boots the machine (or re-creates one that a
     failed provisioning removed) and takes it to ``running``."""
-    from workspaces.tasks import provision_workspace
-
     _require_state(workspace, "start")
     with transaction.atomic():
         if not _transition(
             workspace, S.STARTING, actor, message="Start requested.", last_activity_at=timezone.now()
         ):
             _refresh_and_refuse(workspace, "start")
-        _queue_after_commit(provision_workspace, workspace, queue=provision_queue(workspace))
+        scheduling.send_on_commit(scheduling.PROVISION, str(workspace.id), queue=provision_queue(workspace))
     return workspace
 
 
@@ -261,8 +221,6 @@ def workspace_stop(
     ``keep_active`` is still off, checked in the same UPDATE, so a heartbeat that lands after the
     idle workspaces were selected still saves this one.
     """
-    from workspaces.tasks import stop_workspace
-
     _require_state(workspace, "stop")
     with transaction.atomic():
         guard = (
@@ -274,7 +232,7 @@ def workspace_stop(
             workspace, S.STOPPING, actor, message=reason, guard=guard, last_activity_at=timezone.now()
         ):
             _refresh_and_refuse(workspace, "stop")
-        _queue_after_commit(stop_workspace, workspace)
+        scheduling.send_on_commit(scheduling.STOP, str(workspace.id))
     return workspace
 
 
@@ -300,8 +258,6 @@ def workspace_update(*, workspace: Workspace, actor: Actor, keep_active: bool | 
 def workspace_delete(*, workspace: Workspace, actor: Actor) -> None:
     """Gone from the API at once; its machine and volume are destroyed in the background. The row
     stays for operators, with the outcome on its timeline."""
-    from workspaces.tasks import destroy_workspace
-
     now = timezone.now()
     with transaction.atomic():
         if not Workspace.objects.filter(pk=workspace.pk, deleted_at__isnull=True).update(
@@ -315,7 +271,14 @@ def workspace_delete(*, workspace: Workspace, actor: Actor) -> None:
             kind=WorkspaceEvent.Kind.INFO,
             message=f"Deleted while '{workspace.status}'; destroying its machine and volume.",
         )
-        _queue_after_commit(destroy_workspace, workspace)
+        scheduling.send_on_commit(scheduling.DESTROY, str(workspace.id))
+
+
+def workspaces_delete_of_project(*, project: Project, actor: Actor) -> None:
+    """Delete every live workspace of a project being deleted (``projects.services.project_delete``
+    calls it, inside its transaction: the workspaces app registers it at start-up)."""
+    for workspace in Workspace.live.filter(project=project).order_by("created_at", "id"):
+        workspace_delete(workspace=workspace, actor=actor)
 
 
 # --- background work: each resumes from the row, so a duplicated or retried task is harmless ----------
@@ -611,27 +574,6 @@ def provision_queue(workspace: Workspace) -> str | None:
     ):
         return settings.WORKSPACE_CLONE_QUEUE
     return None
-
-
-def send(task, workspace_id: str, *, queue: str | None = None) -> None:
-    """Send ``task`` for a workspace now, to ``queue`` (the default queue if None)."""
-    if queue:
-        task.apply_async((workspace_id,), queue=queue)
-    else:
-        task.delay(workspace_id)
-
-
-def _queue_after_commit(task, workspace: Workspace, *, queue: str | None = None) -> None:
-    """Send ``task`` for this workspace once the transaction commits (a worker must never look for
-    a row that is not there yet). If the broker cannot take it then — down, restarting — the
-    request still succeeds: the row is committed, the failure is logged, and the reconciler queues
-    the work again when it sees no progress. ``queue``: None for the default queue."""
-    workspace_id = str(workspace.id)
-
-    def send_task():  # a named function: Django's robust on_commit logs failures by __qualname__
-        send(task, workspace_id, queue=queue)
-
-    transaction.on_commit(send_task, robust=True)
 
 
 def record_event(workspace: Workspace, *, kind: str, message: str, actor: Actor = SYSTEM) -> WorkspaceEvent:

@@ -1,5 +1,9 @@
 """Celery tasks: thin adapters that take an id and call a service.
 
+The imports point one way: tasks import services (the reconciler and idle auto-stop are services
+too); services queue these tasks by name through ``workspaces.scheduling``, never importing this
+module. Renaming a task means changing its name there too (a test checks that they match).
+
 Each is safe to run twice (the services resume from the row and their transitions are conditional).
 Only transient provider errors reach the retry below; they are retried with capped, jittered
 exponential backoff, and past ``max_retries`` the workspace goes to the failure of its state.
@@ -10,7 +14,7 @@ import random
 from celery import shared_task
 from django.conf import settings
 
-from workspaces import reconciler, services
+from workspaces import idle, reconciler, services
 from workspaces.attempts import StandDown
 from workspaces.drivers import DriverError
 
@@ -58,9 +62,7 @@ def destroy_workspace(self, workspace_id: str) -> None:
 def stop_idle_workspaces() -> int:
     """Periodic (``CELERY_BEAT_SCHEDULE``): stop running workspaces idle past the timeout. It looks
     at rows, not messages, so a skipped or doubled run does no harm."""
-    from workspaces.idle import workspaces_stop_idle
-
-    return workspaces_stop_idle()
+    return idle.workspaces_stop_idle()
 
 
 @shared_task(acks_late=True)

@@ -12,6 +12,7 @@ from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.actors import Actor
 from config.conditional import ETAG_HEADER, IF_MATCH_PARAMETER
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.openapi import BAD_PAGE, error_responses, uuid_path_parameter
@@ -40,7 +41,6 @@ from projects.selectors import (
     projects_visible_to,
     require_role,
 )
-from workspaces.services import Actor
 
 PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
 USER_ID = uuid_path_parameter("user_id", "The member's user ID (UUID).")

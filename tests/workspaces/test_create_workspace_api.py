@@ -239,17 +239,16 @@ def test_get_is_not_allowed_here_yet_and_says_so_in_our_shape(api, project):
 
 
 def test_provisioning_is_enqueued_only_after_commit(
-    api, project, django_capture_on_commit_callbacks, monkeypatch
+    api, project, django_capture_on_commit_callbacks, tasks_not_sent
 ):
-    sent = []
-    monkeypatch.setattr("workspaces.tasks.provision_workspace.delay", lambda *args: sent.append(args))
+    sent = tasks_not_sent
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = api.post(url(project))
     assert response.status_code == 201
     assert sent == []  # nothing sent while the transaction could still roll back
     assert len(callbacks) == 1
     callbacks[0]()
-    assert sent == [(response.json()["id"],)]
+    assert sent == [("provision_workspace", (response.json()["id"],), None)]
 
 
 def test_a_rejected_create_enqueues_nothing(api, project, django_capture_on_commit_callbacks):

@@ -56,21 +56,20 @@ def test_the_same_message_delivered_again_after_its_worker_died_goes_on(api, wor
 
 
 def test_a_run_presumed_dead_is_closed_by_the_reconciler_and_the_work_taken_over(
-    api, workspace, fly, settings, monkeypatch
+    api, workspace, fly, settings, tasks_not_sent
 ):
     settings.WORKSPACE_ATTEMPT_PRESUMED_DEAD_SECONDS = 600
     settings.WORKSPACE_REQUEUE_AFTER_SECONDS = 60
     past = timezone.now() - timedelta(seconds=700)
     Workspace.objects.filter(pk=workspace.pk).update(status_changed_at=past)
     workspace.events.filter(kind="attempt").update(created_at=past)
-    sent = []
-    monkeypatch.setattr("workspaces.tasks.provision_workspace.delay", sent.append)
+    sent = tasks_not_sent
 
     reconciler.reconcile()
 
-    assert sent == [str(workspace.id)]
+    assert sent == [("provision_workspace", (str(workspace.id),), None)]
     assert attempts(workspace) == [("first-delivery", "Provision attempt 1 never finished.")]
-    provision_workspace.apply(args=sent, task_id="requeued")  # what a worker does with it
+    provision_workspace.apply(args=sent[0][1], task_id="requeued")  # what a worker does with it
     body = api.get(f"/workspaces/{workspace.id}").json()
     assert body["status"] == "running"
     assert attempts(workspace)[1] == ("requeued", "Provision attempt 2 succeeded.")
@@ -78,7 +77,7 @@ def test_a_run_presumed_dead_is_closed_by_the_reconciler_and_the_work_taken_over
 
 
 def test_a_run_that_died_after_moving_its_workspace_to_starting_is_closed_and_taken_over(
-    api, workspace, fly, settings, monkeypatch
+    api, workspace, fly, settings, tasks_not_sent
 ):
     """The dead run's attempt began in `creating` and the run itself moved the workspace to
     `starting`: its attempt is older than the status. The reconciler closed it only when it was
@@ -90,26 +89,26 @@ def test_a_run_that_died_after_moving_its_workspace_to_starting_is_closed_and_ta
     Workspace.objects.filter(pk=workspace.pk).update(  # within the `starting` ceiling (600 s)
         status="starting", status_changed_at=timezone.now() - timedelta(seconds=300)
     )
-    sent = []
-    monkeypatch.setattr("workspaces.tasks.provision_workspace.delay", sent.append)
+    sent = tasks_not_sent
 
     reconciler.reconcile()
 
-    assert sent == [str(workspace.id)]
+    assert sent == [("provision_workspace", (str(workspace.id),), None)]
     assert attempts(workspace) == [("first-delivery", "Provision attempt 1 never finished.")]
-    provision_workspace.apply(args=sent, task_id="requeued")
+    provision_workspace.apply(args=sent[0][1], task_id="requeued")
     assert api.get(f"/workspaces/{workspace.id}").json()["status"] == "running"
 
 
-def test_an_open_attempt_older_than_its_status_but_alive_is_left_alone(workspace, fly, settings, monkeypatch):
+def test_an_open_attempt_older_than_its_status_but_alive_is_left_alone(
+    workspace, fly, settings, tasks_not_sent
+):
     """A live run that moved its workspace to `starting` and waits for the machine: not lost work."""
     settings.WORKSPACE_REQUEUE_AFTER_SECONDS = 60
     workspace.events.filter(kind="attempt").update(created_at=timezone.now() - timedelta(seconds=90))
     Workspace.objects.filter(pk=workspace.pk).update(
         status="starting", status_changed_at=timezone.now() - timedelta(seconds=80)
     )
-    sent = []
-    monkeypatch.setattr("workspaces.tasks.provision_workspace.delay", sent.append)
+    sent = tasks_not_sent
 
     assert reconciler.reconcile().requeued == []
     assert sent == [] and attempts(workspace) == [("first-delivery", "Provision attempt 1 started.")]

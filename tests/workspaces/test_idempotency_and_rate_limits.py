@@ -136,7 +136,7 @@ def test_concurrent_requests_with_one_key_create_one_workspace(tasks_not_sent):
     assert Workspace.objects.count() == 1
     assert statuses.count(201) >= 1
     assert set(statuses) <= {201, 409}
-    assert [name for name, _ in tasks_not_sent] == ["provision_workspace"]  # queued once
+    assert [name for name, _, _ in tasks_not_sent] == ["provision_workspace"]  # queued once
 
 
 # --- rate limits ------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from hypothesis.strategies import booleans, data, sampled_from
 
 from accounts.models import User
 from accounts.services import user_create
+from config.celery import app as celery_app
 from projects.models import Project
 from projects.services import project_create
 from workspaces import reconciler, services
@@ -173,10 +174,14 @@ class Lifecycle(RuleBasedStateMachine):
 
 @pytest.fixture
 def captured_tasks(monkeypatch):
-    """Tasks go to the test's own queue instead of the broker: the state machine is the worker."""
-    for task in TASKS:
-        queue_it = lambda workspace_id, task=task: Lifecycle.queue.append((task, workspace_id))  # noqa: E731
-        monkeypatch.setattr(task, "delay", queue_it)
+    """Tasks go to the test's own queue instead of the broker (the far side of
+    ``workspaces.scheduling``): the state machine is the worker."""
+    by_name = {task.name: task for task in TASKS}
+
+    def queue_it(name, args=(), kwargs=None, **options):
+        Lifecycle.queue.append((by_name[name], *args))
+
+    monkeypatch.setattr(celery_app, "send_task", queue_it)
 
 
 def test_the_lifecycle_keeps_its_promises(captured_tasks, local_machines):

@@ -117,7 +117,7 @@ def test_two_concurrent_creates_cannot_both_take_the_last_slot(user, tasks_not_s
         thread.join()
     assert sorted(results) == [201, 403, 403, 403]
     assert Workspace.objects.count() == 1
-    assert [name for name, _ in tasks_not_sent] == ["provision_workspace"]
+    assert [name for name, _, _ in tasks_not_sent] == ["provision_workspace"]
 
 
 # --- dry run: POST /projects/{id}/workspaces/plan, and ?dry_run=true on the create (kept for compatibility)
