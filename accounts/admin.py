@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 
 from accounts.models import ApiToken, User, UserQuota, UserSettings
 from accounts.services import api_token_create, api_token_revoke
-from config.admin import PermittedActionsMixin
+from config.operations.admin import PermittedActionsMixin
 
 # The operator console shows a user's quota use beside their overrides: an admin module sits on top
 # (Django loads it last, nothing imports it), so this one upward import closes no cycle

@@ -5,7 +5,7 @@ import uuid
 from django.db.models import QuerySet
 
 from accounts.models import ApiToken, User
-from config.errors import NotFound
+from config.api.errors import NotFound
 
 
 def tokens_of(user: User) -> QuerySet[ApiToken]:

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from config.idempotency import purge_expired_keys
+from config.api.idempotency import purge_expired_keys
 
 
 @shared_task

@@ -10,7 +10,7 @@ from pathlib import Path
 from celery import Celery, signals
 from kombu.transport import TRANSPORT_ALIASES
 
-from config.logs import bind_contextvars, clear_contextvars, current_request_id
+from config.operations.logs import bind_contextvars, clear_contextvars, current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -20,10 +20,10 @@ logger = logging.getLogger(__name__)
 # DJANGO_SETTINGS_MODULE; manage.py sets development first, `make run` passes it to config.devserver.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
-# The embedded broker (filesystem://) with atomic message writes: see config/filesystem_broker.py.
-TRANSPORT_ALIASES["filesystem"] = "config.filesystem_broker:Transport"
-# Redis (redis://) without a new client per published message: see config/redis_broker.py.
-TRANSPORT_ALIASES["redis"] = "config.redis_broker:Transport"
+# The embedded broker (filesystem://) with atomic message writes: see config/backends/filesystem_broker.py.
+TRANSPORT_ALIASES["filesystem"] = "config.backends.filesystem_broker:Transport"
+# Redis (redis://) without a new client per published message: see config/backends/redis_broker.py.
+TRANSPORT_ALIASES["redis"] = "config.backends.redis_broker:Transport"
 
 app = Celery("config")
 # Every CELERY_* Django setting configures Celery (CELERY_BROKER_URL -> broker_url, ...).
@@ -45,12 +45,12 @@ def _on_after_configure(sender, **kwargs):
     _ensure_filesystem_broker_folders()
 
 
-# --- Logs: the same structured logging as the web (config/logs.py), with each task's ids ---------------
+# --- Logs: the same structured logging as the web (config/operations/logs.py), with each task's ids ---------------
 
 
 @signals.setup_logging.connect
 def _keep_django_logging(**kwargs):
-    """With a receiver here Celery leaves logging alone: Django's LOGGING (config/logs.py) applies to
+    """With a receiver here Celery leaves logging alone: Django's LOGGING (config/operations/logs.py) applies to
     the worker too, so its lines have the web's format, level and secret scrubbing."""
 
 
@@ -88,7 +88,7 @@ def _first_parameter(task) -> str | None:
     return parameters[0] if parameters else None
 
 
-# --- Readiness: a worker heartbeat in the broker (config/broker.py) --------------------------------------
+# --- Readiness: a worker heartbeat in the broker (config/backends/broker.py) --------------------------------------
 
 _last_beat = 0.0
 
@@ -106,7 +106,7 @@ def _heartbeat(sender=None, **kwargs):
 
 def _record_heartbeat(hostname: str) -> None:
     global _last_beat
-    from config import broker
+    from config.backends import broker
 
     try:
         broker.record_worker_heartbeat(hostname)

@@ -5,15 +5,15 @@ processes: 2 x cores + 1, at most 8 by default, since each holds its own databas
 ``GUNICORN_THREADS`` (1), ``GUNICORN_TIMEOUT`` (30 s), ``GUNICORN_MAX_REQUESTS`` (1000).
 
 Requests gunicorn refuses before Django sees them (too long, malformed) are answered in the API's
-error format, not gunicorn's HTML page (config/gunicorn_errors.py).
+error format, not gunicorn's HTML page (config/operations/gunicorn_errors.py).
 
-No access log: ``config.middleware.RequestIdMiddleware`` writes one structured line per request
+No access log: ``config.operations.middleware.RequestIdMiddleware`` writes one structured line per request
 (with its request id), in the same format as every other line. Gunicorn's own lines go to stderr.
 
 Metrics: gunicorn runs several processes, so ``prometheus_client`` runs in multiprocess mode: each
 process writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder
 unless set; on Kubernetes, point it at an ``emptyDir``), the folder is emptied when gunicorn starts,
-and a process that exits is marked dead so its gauges disappear (config/metrics.py).
+and a process that exits is marked dead so its gauges disappear (config/operations/metrics.py).
 """
 
 import multiprocessing
@@ -21,8 +21,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from config import gunicorn_errors
-from config.logs import logging_config
+from config.operations import gunicorn_errors
+from config.operations.logs import logging_config
 
 # Requests gunicorn refuses itself (414, 431, a malformed request line) answer in our error format.
 gunicorn_errors.install()

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularJSONAPIView, SpectacularSwaggerView
 
-from config.errors import not_found_view, server_error_view
+from config.api.errors import not_found_view, server_error_view
 
 urlpatterns = [
     path("", include("projects.api.urls")),

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from config.admin import PermittedActionsMixin
+from config.operations.admin import PermittedActionsMixin
 from projects.models import Invitation, Membership, Project
 from projects.redaction import keep_stored_credentials, redact_credentials
 

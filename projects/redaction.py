@@ -7,11 +7,11 @@ credential in a URL. The stored value keeps it (the clone needs it), but every p
 ``https://user:***@host/x.git``, ``https://***@host/x.git``. An ssh user name (``ssh://git@host``)
 is kept: ssh authenticates with keys, so the name is not a secret.
 
-The masking itself is ``config.redaction`` (the log formatter uses it too); this module adds what a
+The masking itself is ``config.security.redaction`` (the log formatter uses it too); this module adds what a
 project's ``repo_url`` needs on top of it. No model imports here: the drivers use it too.
 """
 
-from config.redaction import MASK, redact_credentials
+from config.security.redaction import MASK, redact_credentials
 
 __all__ = ["MASK", "keep_stored_credentials", "redact_credentials"]
 

@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import User
-from config.errors import Forbidden, NotFound
+from config.api.errors import Forbidden, NotFound
 from projects.models import OWNER, Invitation, Membership, Project, Role
 
 # What each role may do, and how to say what it may not.

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import User
-from config.errors import ApiError, Conflict, NotFound, ValidationFailed
+from config.api.errors import ApiError, Conflict, NotFound, ValidationFailed
 from projects.models import Invitation, Membership, Project, Role
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from config import egress
+from config.security import egress
 
 _WORD = "[A-Za-z0-9_]"
 _VISIBLE = "[!-~]"  # visible ASCII: no spaces, no control characters

@@ -334,7 +334,7 @@ def test_a_tokens_secret_and_digest_are_never_shown(operator, staff):
 
 
 def test_workspace_force_error_service_needs_a_reason_and_a_live_non_error_state(staff):
-    from config.errors import ApiError
+    from config.api.errors import ApiError
     from workspaces.services import Actor, workspace_force_error
 
     actor = Actor(ActorKind.OPERATOR, user=staff)

@@ -1,8 +1,8 @@
-"""The Redis cache backend (config/cache.py) that rate limits use when CACHE_URL is Redis."""
+"""The Redis cache backend (config/backends/cache.py) that rate limits use when CACHE_URL is Redis."""
 
 import pytest
 
-from config.cache import RedisCache
+from config.backends.cache import RedisCache
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def test_a_redis_cache_url_selects_it():
         capture_output=True,
         text=True,
     )
-    assert result.stdout.strip() == "config.cache.RedisCache", result.stderr
+    assert result.stdout.strip() == "config.backends.cache.RedisCache", result.stderr
 
 
 def test_it_caches_and_counts_like_django_s(cache):

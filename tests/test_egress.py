@@ -1,4 +1,4 @@
-"""The egress policy (config/egress.py) on its own: the one answer to "may the control plane connect
+"""The egress policy (config/security/egress.py) on its own: the one answer to "may the control plane connect
 to this host?", for clones today and webhooks later. The API's and the clone's uses of it are tested
 in tests/projects/test_repo_url_rules.py and tests/workspaces/test_clone_isolation.py."""
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from config import egress
+from config.security import egress
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import threading
 
 from kombu import Connection
 
-from config.filesystem_broker import Transport
+from config.backends.filesystem_broker import Transport
 
 
 def test_a_reader_only_ever_sees_whole_messages(tmp_path):

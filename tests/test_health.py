@@ -6,7 +6,7 @@ import json
 import pytest
 from django.db import connection
 
-from config import health
+from config.operations import health
 from tests.conftest import Api
 
 pytestmark = pytest.mark.django_db

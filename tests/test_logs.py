@@ -12,7 +12,7 @@ from django.conf import settings
 from django.urls import path
 from django.utils import timezone
 
-from config.logs import formatter, scrub
+from config.operations.logs import formatter, scrub
 from tests.conftest import Api, database_url_for_processes, wait_for
 from tests.factories import UserFactory, WorkspaceFactory, make_token
 from tests.live import WorkerProcess

@@ -1,4 +1,4 @@
-"""The Redis broker transport (config/redis_broker.py): what a web process publishes arrives, and
+"""The Redis broker transport (config/backends/redis_broker.py): what a web process publishes arrives, and
 publishing does not build a Redis client per message."""
 
 import pytest
@@ -6,7 +6,7 @@ import redis
 from kombu import Connection, Exchange, Queue
 
 import config.celery  # noqa: F401 (installs the transport under kombu's "redis" alias)
-from config.redis_broker import Transport
+from config.backends.redis_broker import Transport
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from config.admin import PermittedActionsMixin
-from config.errors import ApiError
+from config.api.errors import ApiError
+from config.operations.admin import PermittedActionsMixin
 from workspaces import reconciler, services
 from workspaces.drivers import DriverError, get_driver
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from config.errors import ValidationFailed
+from config.api.errors import ValidationFailed
 
 FIELDS = ("cpu_kind", "cpus", "memory_mb", "volume_size_gb", "gpu_kind")
 

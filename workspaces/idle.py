@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from config.logs import each_logged
+from config.operations.logs import each_logged
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.services import SYSTEM, InvalidState, workspace_stop
 

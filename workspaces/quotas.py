@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 
 from accounts.models import User, UserQuota
-from config.errors import ApiError
+from config.api.errors import ApiError
 from workspaces.hardware import Hardware
 from workspaces.models import Workspace
 

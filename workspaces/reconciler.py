@@ -33,8 +33,8 @@ from django.core.cache import cache
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
-from config.logs import each_logged
-from config.metrics import count_reconciler_pass
+from config.operations.logs import each_logged
+from config.operations.metrics import count_reconciler_pass
 from workspaces import scheduling, services
 from workspaces.attempts import attempt_abandon, last_attempt
 from workspaces.drivers import DriverError, get_driver

@@ -5,7 +5,7 @@ import uuid
 from django.db.models import QuerySet
 
 from accounts.models import User
-from config.errors import NotFound, ValidationFailed
+from config.api.errors import NotFound, ValidationFailed
 from projects.models import Project
 from projects.selectors import parse_uuid, project_ids_visible_to, require_role
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus

@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.actors import SYSTEM, Actor
 from accounts.models import User
 from accounts.services import user_settings_get
-from config.errors import ApiError, NotFound, ValidationFailed
+from config.api.errors import ApiError, NotFound, ValidationFailed
 from projects.models import Project
 from projects.selectors import parse_uuid, projects_visible_to, require_role
 from workspaces import hardware as hw

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from accounts.models import ApiToken, User
-from config.serializers import StrictCharField, StrictIntegerField, StrictSerializer, json_type_name
+from config.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer, json_type_name
 from workspaces.api.serializers import CpuKindInputField, HardwareSerializer
 
 # --- user settings ---------------------------------------------------------------------------------

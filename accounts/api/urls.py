@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts.api import views
 
-# No trailing slash in the routes: config.middleware.StripTrailingSlashMiddleware takes one off first.
+# No trailing slash in the routes: config.operations.middleware.StripTrailingSlashMiddleware takes one off first.
 router = SimpleRouter(trailing_slash=False)
 router.register("auth/tokens", views.ApiTokenViewSet, basename="auth-token")
 

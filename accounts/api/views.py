@@ -1,6 +1,6 @@
 """The caller's own account: profile, default hardware settings and API tokens.
 
-One viewset per resource (config/viewsets.py): ``get_object`` finds it for the caller, methods validate
+One viewset per resource (config/api/viewsets.py): ``get_object`` finds it for the caller, methods validate
 with a serializer and call a service. Settings and profile exist once per caller, so they have no id.
 """
 
@@ -17,10 +17,16 @@ from accounts.api.serializers import (
 )
 from accounts.selectors import token_get_for, tokens_of
 from accounts.services import api_token_create, api_token_revoke, user_settings_get, user_settings_update
-from config.conditional import ETAG_HEADER, IF_MATCH_PARAMETER
-from config.openapi import BAD_PAGE, error_responses, uuid_path_parameter
-from config.pagination import PAGINATION_PARAMETERS, paginated_response
-from config.viewsets import DestroyResource, ResourceViewSet, RetrieveResource, UpdateResource, list_envelope
+from config.api.conditional import ETAG_HEADER, IF_MATCH_PARAMETER
+from config.api.openapi import BAD_PAGE, error_responses, uuid_path_parameter
+from config.api.pagination import PAGINATION_PARAMETERS, paginated_response
+from config.api.viewsets import (
+    DestroyResource,
+    ResourceViewSet,
+    RetrieveResource,
+    UpdateResource,
+    list_envelope,
+)
 
 EXAMPLE_SETTINGS = {
     "default_hardware": {

@@ -13,7 +13,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.logs import logging_config
+from config.operations.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -51,20 +51,20 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.middleware.RequestIdMiddleware",  # first: every response and log line gets the request id
-    "config.metrics.MetricsMiddleware",
-    "config.middleware.ProbeMiddleware",  # /healthz, /readyz, /metrics: before the host check and HTTPS redirect
-    "config.middleware.StripTrailingSlashMiddleware",
+    "config.operations.middleware.RequestIdMiddleware",  # first: every response and log line gets the request id
+    "config.operations.metrics.MetricsMiddleware",
+    "config.operations.middleware.ProbeMiddleware",  # /healthz, /readyz, /metrics: before the host check and HTTPS redirect
+    "config.operations.middleware.StripTrailingSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "config.admin.AdminNulMiddleware",  # the admin never passes a NUL on to the database: a 400
+    "config.operations.admin.AdminNulMiddleware",  # the admin never passes a NUL on to the database: a 400
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.middleware.JsonServerErrorMiddleware",
+    "config.operations.middleware.JsonServerErrorMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its page
 ]
 
@@ -129,10 +129,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: form parsers make generated clients fail, and any other body is a 415.
-    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],  # DRF's, with deep nesting a 400 too
-    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.UserRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.JSONParser"],  # DRF's, with deep nesting a 400 too
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.UserRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "config.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",  # as in the seed: 2025-01-15T10:30:00Z
@@ -145,7 +145,7 @@ API_RATE_LIMITS = env.json(
 # The cache counts rate limits: per process by default; point it at Redis for several web processes.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
-    CACHES["default"]["BACKEND"] = "config.cache.RedisCache"  # the same, without a client per call
+    CACHES["default"]["BACKEND"] = "config.backends.cache.RedisCache"  # the same, without a client per call
 
 # Lists return every result up to this many; `limit` may ask for fewer, never more.
 API_LIST_MAX_LIMIT = env.int("API_LIST_MAX_LIMIT", default=1000)
@@ -167,10 +167,10 @@ SPECTACULAR_SETTINGS = {
     # openapi-generator's Python client turns into a class that does not compile.
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
     # drf-spectacular's own pass (named enums), then ours: response headers, nullable types, servers
-    # and the string rules (config/openapi.py).
+    # and the string rules (config/api/openapi.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.openapi.contract_postprocessing_hook",
+        "config.api.openapi.contract_postprocessing_hook",
     ],
     "ENUM_NAME_OVERRIDES": {
         "WorkspaceStatus": "workspaces.models.WorkspaceStatus",
@@ -230,7 +230,7 @@ WORKSPACE_HEARTBEAT_BASE_URL = env.str("WORKSPACE_HEARTBEAT_BASE_URL", default="
 PROJECT_REPO_URL_SCHEMES = env.list("PROJECT_REPO_URL_SCHEMES", default=["https", "http", "ssh", "git"])
 # How long an invitation to a project (POST /projects/{id}/members) may be accepted.
 PROJECT_INVITATION_EXPIRY_DAYS = env.int("PROJECT_INVITATION_EXPIRY_DAYS", default=14)
-# The egress policy (config/egress.py): the control plane connects to no loopback, private, link-local
+# The egress policy (config/security/egress.py): the control plane connects to no loopback, private, link-local
 # (cloud metadata), unique-local, shared (CGNAT), multicast or reserved address on a user's behalf (a
 # project's repo_url), except in the networks listed here (CIDRs, e.g. "10.20.0.0/16,fd00:1::/64" for
 # an internal git server). Empty by default.
@@ -365,7 +365,7 @@ AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 # Behind a proxy every client has the proxy's address, so the lockout is then per username.
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
-# --- Idempotency-Key purge (config/idempotency.py) ---------------------------------------------------
+# --- Idempotency-Key purge (config/api/idempotency.py) ---------------------------------------------------
 # Keys (with the responses they replay) are kept 24 hours, the API's promise; then a periodic task
 # deletes them, this often, this many rows per delete statement.
 IDEMPOTENCY_PURGE_INTERVAL_SECONDS = env.float("IDEMPOTENCY_PURGE_INTERVAL_SECONDS", default=3600)
@@ -378,14 +378,14 @@ CELERY_BEAT_SCHEDULE["purge-idempotency-keys"] = {
 
 # --- Operations: logs, health, metrics ----------------------------------------------------------------
 
-# Structured logs (config/logs.py): "console" (readable key=value lines) here, "json" in production.
+# Structured logs (config/operations/logs.py): "console" (readable key=value lines) here, "json" in production.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
-# /readyz (config/health.py) wants a worker heartbeat younger than this. Web processes that must be
+# /readyz (config/operations/health.py) wants a worker heartbeat younger than this. Web processes that must be
 # ready before any worker exists can set READINESS_REQUIRE_WORKER=false: the check is then reported
 # but does not make the answer 503.
 READINESS_REQUIRE_WORKER = env.bool("READINESS_REQUIRE_WORKER", default=True)
 READINESS_WORKER_MAX_AGE_SECONDS = env.float("READINESS_WORKER_MAX_AGE_SECONDS", default=60)
-# /metrics (config/metrics.py) answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
+# /metrics (config/operations/metrics.py) answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -104,7 +104,7 @@ DEBUG = False
 # run this behind one that sets (and overwrites) that header.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-# Probes and Prometheus speak plain HTTP inside the cluster. (config.middleware.ProbeMiddleware
+# Probes and Prometheus speak plain HTTP inside the cluster. (config.operations.middleware.ProbeMiddleware
 # answers these paths before the redirect anyway; this says the same to anyone reading settings.)
 SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)

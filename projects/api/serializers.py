@@ -3,8 +3,8 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
-from config.openapi import NOT_BLANK, NamedEnum
-from config.serializers import HintedCharField, StrictCharField, StrictSerializer
+from config.api.openapi import NOT_BLANK, NamedEnum
+from config.api.serializers import HintedCharField, StrictCharField, StrictSerializer
 from projects.models import OWNER, Invitation, Project, Role
 from projects.redaction import keep_stored_credentials, redact_credentials
 from projects.validators import (
@@ -70,7 +70,7 @@ class ProjectUpdateInputSerializer(ProjectCreateInputSerializer):
         # A client that read the project and sends its repo_url back unchanged sends the masked
         # form (`https://user:***@host/...`): that means "keep it", so the stored URL, with its
         # credential, is what is validated and kept. Any other value is taken as sent.
-        # The view gives the project in the context, as ``instance`` (config/viewsets.py).
+        # The view gives the project in the context, as ``instance`` (config/api/viewsets.py).
         project = self.context.get("instance")
         if project is not None and isinstance(data, dict) and isinstance(data.get("repo_url"), str):
             data = {**data, "repo_url": keep_stored_credentials(data["repo_url"], project.repo_url)}

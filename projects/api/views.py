@@ -1,6 +1,6 @@
 """The projects API: projects, their members and invitations, and the caller's own invitations.
 
-Each resource is one viewset (config/viewsets.py): ``get_object`` finds it for the caller through
+Each resource is one viewset (config/api/viewsets.py): ``get_object`` finds it for the caller through
 projects/selectors.py (404 for what they may not see, 403 for what their role may not do), the
 methods validate with a serializer and call a service, and the schema is declared beside the class.
 """
@@ -13,11 +13,17 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.actors import Actor
-from config.conditional import ETAG_HEADER, IF_MATCH_PARAMETER
-from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from config.openapi import BAD_PAGE, error_responses, uuid_path_parameter
-from config.pagination import PAGINATION_PARAMETERS, paginated_response
-from config.viewsets import DestroyResource, ResourceViewSet, RetrieveResource, UpdateResource, list_envelope
+from config.api.conditional import ETAG_HEADER, IF_MATCH_PARAMETER
+from config.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from config.api.openapi import BAD_PAGE, error_responses, uuid_path_parameter
+from config.api.pagination import PAGINATION_PARAMETERS, paginated_response
+from config.api.viewsets import (
+    DestroyResource,
+    ResourceViewSet,
+    RetrieveResource,
+    UpdateResource,
+    list_envelope,
+)
 from projects import services
 from projects.api.serializers import (
     InvitationSerializer,
@@ -45,7 +51,7 @@ from projects.selectors import (
 PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
 USER_ID = uuid_path_parameter("user_id", "The member's user ID (UUID).")
 INVITATION_ID = uuid_path_parameter("invitation_id", "Invitation ID (UUID).")
-# A body-less POST's only 400: a malformed Idempotency-Key (config/idempotency.py).
+# A body-less POST's only 400: a malformed Idempotency-Key (config/api/idempotency.py).
 _KEY_MESSAGE = "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)."
 BAD_IDEMPOTENCY_KEY = {
     "error": f"Idempotency-Key: {_KEY_MESSAGE}",

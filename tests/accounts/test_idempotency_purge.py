@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import IdempotencyKey
 from accounts.tasks import purge_idempotency_keys
-from config.idempotency import RETENTION, purge_expired_keys
+from config.api.idempotency import RETENTION, purge_expired_keys
 from projects.models import Project
 from tests.factories import UserFactory
 

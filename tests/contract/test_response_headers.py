@@ -1,6 +1,6 @@
 """The response headers the schema declares are the ones the live server sends: each operation of
 /openapi.json is called (its success, and the errors every operation shares), and each answer's
-headers among those the API uses (config/openapi.py, ``RESPONSE_HEADERS``) are compared with the
+headers among those the API uses (config/api/openapi.py, ``RESPONSE_HEADERS``) are compared with the
 ones the schema declares for that status: nothing sent undeclared, every ``required`` one sent."""
 
 import re
@@ -11,7 +11,7 @@ from collections import defaultdict
 import httpx
 import pytest
 
-from config.openapi import RESPONSE_HEADERS
+from config.api.openapi import RESPONSE_HEADERS
 from tests.factories import UserFactory, make_token
 from workspaces.agent_tokens import agent_token_for
 
@@ -215,5 +215,5 @@ def test_every_answer_carries_the_headers_its_operation_declares(live):
     assert not missing, "declared as required but not sent:\n" + "\n".join(missing)
     # The optional ones were seen at least once: the next page's Link, and a replay.
     assert seen["link"] and seen["idempotent-replayed"], dict(seen)
-    # Last, on its own: ETag on single resources (sent by the viewsets, config/conditional.py).
+    # Last, on its own: ETag on single resources (sent by the viewsets, config/api/conditional.py).
     assert not etags, "ETag:\n" + "\n".join(etags)

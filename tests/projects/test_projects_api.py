@@ -509,7 +509,7 @@ def test_the_schema_documents_every_project_operation(client, path, method, oper
     operation = client.get("/openapi.json").json()["paths"][path][method]
     assert operation["operationId"] == operation_id
     assert operation["tags"] == ["Projects"]
-    # Every operation may also be refused for its size by the web server (config/gunicorn_errors.py),
+    # Every operation may also be refused for its size by the web server (config/operations/gunicorn_errors.py),
     # and answers 406 to an Accept header without JSON.
     statuses = statuses | {"406", "414", "431"}
     assert set(operation["responses"]) == statuses

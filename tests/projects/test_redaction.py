@@ -2,7 +2,7 @@
 
 import pytest
 
-from config.logs import scrub
+from config.operations.logs import scrub
 from projects.redaction import keep_stored_credentials, redact_credentials
 from workspaces.drivers.base import DriverError
 

@@ -8,9 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import InvalidToken
-from config.errors import NotFound
-from config.openapi import error_responses, uuid_path_parameter
-from config.serializers import StrictSerializer
+from config.api.errors import NotFound
+from config.api.openapi import error_responses, uuid_path_parameter
+from config.api.serializers import StrictSerializer
 from workspaces.api.agent_auth import AgentTokenAuthentication, WorkspaceAgentOnly
 from workspaces.idle import workspace_heartbeat
 

@@ -1,8 +1,8 @@
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from config.openapi import OpenString
-from config.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from config.api.openapi import OpenString
+from config.api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
 
 

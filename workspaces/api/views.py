@@ -22,12 +22,12 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.conditional import ETAG_HEADER, IF_MATCH_PARAMETER, check_if_match, etag_for
-from config.errors import ValidationFailed
-from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from config.openapi import BAD_HARDWARE, BAD_PAGE, BAD_STATE, error_responses, uuid_path_parameter
-from config.pagination import PAGINATION_PARAMETERS, paginated_response
-from config.throttling import CreateRateThrottle, UserRateThrottle
+from config.api.conditional import ETAG_HEADER, IF_MATCH_PARAMETER, check_if_match, etag_for
+from config.api.errors import ValidationFailed
+from config.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from config.api.openapi import BAD_HARDWARE, BAD_PAGE, BAD_STATE, error_responses, uuid_path_parameter
+from config.api.pagination import PAGINATION_PARAMETERS, paginated_response
+from config.api.throttling import CreateRateThrottle, UserRateThrottle
 from projects.selectors import project_get_for
 from workspaces import selectors, services
 from workspaces.api.serializers import (

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from config import egress
+from config.security import egress
 from projects.redaction import redact_credentials as redact
 from projects.validators import repo_location
 from workspaces.hardware import Hardware, Problem
@@ -289,7 +289,7 @@ class LocalDriver(Driver):
     def _clone(self, spec: MachineSpec, target: Path) -> str | None:
         """Clone the project's repository into the volume; returns HEAD's commit (None if empty).
 
-        The URL's host is resolved and checked against the egress policy (config/egress.py) here,
+        The URL's host is resolved and checked against the egress policy (config/security/egress.py) here,
         and git is made to connect to the address that was checked, not to resolve the name again.
         git runs with a clean environment (``_git_environment``) and none of the host's git or ssh
         configuration. Its failures are told in a few fixed words, never in the remote's own: what

@@ -21,9 +21,9 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from config import gunicorn_errors
-from config.conditional import PRECONDITION_DETAIL, PreconditionFailed
-from config.errors import RequestTooLarge, error_body
+from config.api.conditional import PRECONDITION_DETAIL, PreconditionFailed
+from config.api.errors import RequestTooLarge, error_body
+from config.operations import gunicorn_errors
 
 
 class QuotaDetailSerializer(serializers.Serializer):
@@ -157,7 +157,7 @@ def error_responses(*statuses: int, bad_request: dict = BAD_BODY) -> dict[int, O
     """The error responses of an operation, in our error shape, each with an example (``bad_request``
     for the 400). Every authenticated operation is rate limited, so one that can answer 401 can
     answer 429 too. Any request can be refused for its size before it reaches the API
-    (config/gunicorn_errors.py): 414 and 431 are on every operation, and so is 406 (content
+    (config/operations/gunicorn_errors.py): 414 and 431 are on every operation, and so is 406 (content
     negotiation runs before anything else, so an ``Accept`` without JSON is refused by every
     operation). An operation that reads a body
     (415: it takes one; 422: it honours an Idempotency-Key, which fingerprints the body) answers 413
@@ -191,7 +191,7 @@ class StrictObjectExtension(OpenApiSerializerExtension):
     """Request bodies parsed by a ``StrictSerializer`` reject unknown fields (``unknown_field``), so
     their schema says ``additionalProperties: false``: generated clients and fuzzers then know."""
 
-    target_class = "config.serializers.StrictSerializer"
+    target_class = "config.api.serializers.StrictSerializer"
     match_subclasses = True
 
     def map_serializer(self, auto_schema, direction):
@@ -358,7 +358,7 @@ RESPONSE_HEADERS = {
 
 # Answers the HTTP server (gunicorn) gives before the request reaches Django: none of our headers.
 _BEFORE_THE_APPLICATION = {"414", "431"}
-# Answers an Idempotency-Key can replay: whatever the handler itself answered (config/idempotency.py
+# Answers an Idempotency-Key can replay: whatever the handler itself answered (config/api/idempotency.py
 # stores all but 5xx and 429; 401, 413, 415, 422 and a malformed key are refused before the handler).
 _REPLAYABLE_ERRORS = {"400", "403", "404", "409", "412"}
 # POST actions whose 200 is the state of one resource (the others answer a plan or nothing).

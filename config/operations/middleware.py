@@ -7,8 +7,8 @@ import uuid
 
 from django.http import JsonResponse
 
-from config.errors import error_body, server_error_view
-from config.logs import bind_contextvars, clear_contextvars
+from config.api.errors import error_body, server_error_view
+from config.operations.logs import bind_contextvars, clear_contextvars
 
 logger = logging.getLogger(__name__)
 request_logger = logging.getLogger("config.requests")
@@ -21,7 +21,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 class RequestIdMiddleware:
     """The first middleware: every request gets an id, held in a contextvar so that every log line
-    of the request carries it (config/logs.py), passed to the Celery tasks the request sends
+    of the request carries it (config/operations/logs.py), passed to the Celery tasks the request sends
     (config/celery.py), and returned as ``X-Request-ID`` on every response (API, 404, 500, admin,
     static files). It also writes one log line per request: method, path, status, duration."""
 
@@ -58,14 +58,14 @@ class RequestIdMiddleware:
 
 
 class ProbeMiddleware:
-    """Answers ``/healthz``, ``/readyz`` (config/health.py) and ``/metrics`` (config/metrics.py)
+    """Answers ``/healthz``, ``/readyz`` (config/operations/health.py) and ``/metrics`` (config/operations/metrics.py)
     before the rest of the stack: before ``ALLOWED_HOSTS`` is checked (an orchestrator probes a pod
     by its IP address, which is no allowed host) and before the HTTPS redirect (probes and
     Prometheus speak plain HTTP inside the cluster). They are GETs that need no session, no CSRF
     and no user, so skipping those middlewares changes nothing for them."""
 
     def __init__(self, get_response):
-        from config import health, metrics
+        from config.operations import health, metrics
 
         self.get_response = get_response
         self.views = {

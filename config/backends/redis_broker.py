@@ -2,7 +2,7 @@
 
 kombu's Redis channel builds a new ``redis.Redis`` for each publish (``conn_or_acquire()`` without a
 client calls ``_create_client()``), and redis-py's constructor fills a table of some 170 response
-callbacks each time: the same cost config/cache.py removes from the cache. A create publishes one
+callbacks each time: the same cost config/backends/cache.py removes from the cache. A create publishes one
 message, so every create paid it (docs/benchmarks.md). A ``redis.Redis`` is safe to share (its
 connection pool hands each command its own connection), so the channel keeps one per pool; a new
 pool (kombu makes one after a connection is closed and opened again) gets a new client.

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
 
-from config.errors import ValidationFailed
+from config.api.errors import ValidationFailed
 
 # No list is this long; the bound keeps `offset + limit` inside every database's integer range.
 MAX_OFFSET = 2**31 - 1

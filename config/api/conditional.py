@@ -23,13 +23,13 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 
-from config.errors import ApiError
+from config.api.errors import ApiError
 
 _RENDERER = JSONRenderer()
 
 
 # How the schema says it: the ETag of a 200 answer, the optional If-Match of a write (412 is in
-# config/openapi.py's error_responses()).
+# config/api/openapi.py's error_responses()).
 ETAG_HEADER = OpenApiParameter(
     "ETag",
     {"type": "string"},

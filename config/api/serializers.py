@@ -10,7 +10,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from config.openapi import SchemaHints
+from config.api.openapi import SchemaHints
 
 JSON_TYPE_NAMES = {
     bool: "a boolean",

@@ -33,7 +33,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from config.errors import ApiError, ValidationFailed
+from config.api.errors import ApiError, ValidationFailed
 
 HEADER = "Idempotency-Key"
 RETENTION = timedelta(hours=24)

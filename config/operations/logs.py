@@ -4,7 +4,7 @@ Every log line, whether from our code, Django, Celery or httpx, goes through the
 ``logging`` and is rendered by structlog's ``ProcessorFormatter`` (so our code keeps using
 ``logging.getLogger(__name__)``). Context comes from ``contextvars``:
 
-* a web request binds ``request_id`` (``config.middleware.RequestIdMiddleware``);
+* a web request binds ``request_id`` (``config.operations.middleware.RequestIdMiddleware``);
 * a Celery task binds ``task_id``, ``task`` and, for the workspace tasks, ``workspace_id``, plus the
   ``request_id`` of the request that sent it (a message header; ``config.celery``);
 * ``extra={...}`` fields of a call are added as keys (the fly driver's ``fly_request_id``).
@@ -12,7 +12,7 @@ Every log line, whether from our code, Django, Celery or httpx, goes through the
 A JSON line reads ``{"event": "...", "level": "info", "logger": "...", "timestamp": "...Z",
 "request_id": "...", ...}``. Before rendering, every value is scrubbed of secrets: Bearer
 credentials, the secret part of API tokens (``wsk_<key>_<secret>``) and agent tokens
-(``wsa_<id>_<mac>``), preview tokens, a URL's credential (``config.redaction``), and the values of the secret settings
+(``wsa_<id>_<mac>``), preview tokens, a URL's credential (``config.security.redaction``), and the values of the secret settings
 (``SECRET_KEY``, ``API_TOKEN_PEPPER``, ``FLY_API_TOKEN``, ``METRICS_TOKEN``). The code does not log
 secrets in the first place (tests/test_logs.py checks that at DEBUG level); the scrubber is the
 second line of defence for what a library might print.
@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, get_contextvars
 
-from config.redaction import redact_credentials
+from config.security.redaction import redact_credentials
 
 __all__ = ["bind_contextvars", "clear_contextvars", "current_request_id", "each_logged", "logging_config"]
 

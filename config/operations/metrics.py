@@ -40,7 +40,7 @@ by IP over plain HTTP inside the cluster.
      passes this process ran are counted.
    * ``celery_queue_length{queue}``: gauge, messages waiting in the default queue.
    * ``celery_worker_heartbeat_age_seconds{queue}``: gauge, seconds since a worker last beat
-     (config/broker.py); absent if none ever did.
+     (config/backends/broker.py); absent if none ever did.
 
 Counters derived from rows go down only if rows are deleted; Prometheus' ``rate()`` treats that as
 a reset. A part that cannot be read (the database is down) is left out of the answer and logged.
@@ -67,8 +67,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from config import broker
-from config.errors import error_body, not_found_view
+from config.api.errors import error_body, not_found_view
+from config.backends import broker
 
 logger = logging.getLogger(__name__)
 disable_created_metrics()  # the *_created series only double the output; multiprocess mode has none

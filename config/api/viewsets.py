@@ -6,11 +6,11 @@ not do in ``self.action``) and which serializer shows it (``serializer_class``).
 
 * answers a single resource's ``200`` with its ``ETag`` (``retrieve``, ``partial_update``, ``update``);
 * gives writes ``writing()``: the object found and locked for the rest of the request's transaction,
-  after the request's ``If-Match`` was checked against it (``config/conditional.py``), so that the
+  after the request's ``If-Match`` was checked against it (``config/api/conditional.py``), so that the
   check and the service's write are one step and a concurrent change cannot slip in between;
 * answers a creation with ``201`` and its ``Location``.
 
-``list_envelope`` is the schema of a list's answer (config/pagination.py).
+``list_envelope`` is the schema of a list's answer (config/api/pagination.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from config.conditional import check_if_match, with_etag
+from config.api.conditional import check_if_match, with_etag
 
 
 class ResourceViewSet(GenericViewSet):
@@ -109,6 +109,6 @@ class DestroyResource:
 
 
 def list_envelope(component_name: str, key: str, item: serializers.Serializer) -> serializers.Serializer:
-    """The schema of a list's answer, ``{key: [item, ...]}`` (config/pagination.py): one object, not an
+    """The schema of a list's answer, ``{key: [item, ...]}`` (config/api/pagination.py): one object, not an
     array of them, which drf-spectacular would otherwise make of a viewset's ``list``."""
     return set_override(inline_serializer(component_name, {key: item}), "many", False)

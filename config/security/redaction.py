@@ -5,7 +5,7 @@ credential in a URL: ``redact_credentials`` shows them as ``https://user:***@hos
 ``https://***@host/x.git``. An ssh user name (``ssh://git@host``) is kept: ssh authenticates with
 keys, so the name is not a secret.
 
-It lives in config, below the apps, because the log formatter (``config.logs``) uses it as well as
+It lives in config, below the apps, because the log formatter (``config.operations.logs``) uses it as well as
 projects (a project's ``repo_url``, ``projects.redaction``) and the drivers; it imports nothing.
 """
 

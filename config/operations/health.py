@@ -29,7 +29,7 @@ check's ``ok`` alone: ``{"status": "unavailable", "checks": {"database": {"ok": 
 * ``broker``: Redis ``PING``, or the filesystem broker's folder exists and is writable.
 * ``worker``: a Celery worker consuming the default queue beat within
   ``READINESS_WORKER_MAX_AGE_SECONDS`` (60): workers write a heartbeat into the broker every 2 s
-  (config/broker.py), so this is one ``GET`` whatever the number of machines. With
+  (config/backends/broker.py), so this is one ``GET`` whatever the number of machines. With
   ``READINESS_REQUIRE_WORKER=false`` the check is still reported (``"required": false``) but does
   not make the answer 503: for web processes that must become ready before any worker exists, or
   operators who prefer the API to keep answering reads while the workers are down.
@@ -50,8 +50,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
 
-from config import broker
-from config.metrics import has_metrics_token
+from config.backends import broker
+from config.operations.metrics import has_metrics_token
 
 _migrations_applied = False
 
