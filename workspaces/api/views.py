@@ -22,12 +22,13 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.api.conditional import ETAG_HEADER, IF_MATCH_PARAMETER, check_if_match, etag_for
+from config.api.conditional import ETAG_HEADER, IF_MATCH_PARAMETER, etag_for
 from config.api.errors import ValidationFailed
 from config.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.api.openapi import BAD_HARDWARE, BAD_PAGE, BAD_STATE, error_responses, uuid_path_parameter
 from config.api.pagination import PAGINATION_PARAMETERS, paginated_response
 from config.api.throttling import CreateRateThrottle, UserRateThrottle
+from config.api.viewsets import DestroyResource, ResourceViewSet, RetrieveResource, UpdateResource
 from projects.selectors import project_get_for
 from workspaces import selectors, services
 from workspaces.api.serializers import (
@@ -134,15 +135,6 @@ def validated(serializer_class, request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-def workspace_response(workspace: Workspace, body: dict | None = None, **kwargs) -> Response:
-    """An answer about one workspace: ``body`` (default: the workspace itself) with the workspace's
-    ``ETag``, the tag a later ``If-Match`` is compared with."""
-    representation = WorkspaceSerializer(workspace).data
-    response = Response(representation if body is None else body, **kwargs)
-    response["ETag"] = etag_for(representation)
-    return response
 
 
 def workspace_list_serializer(name):
@@ -365,11 +357,14 @@ class ProjectWorkspaceViewSet(viewsets.ViewSet):
         examples=[OpenApiExample("Timeline", value=EXAMPLE_EVENTS, response_only=True)],
     ),
 )
-class WorkspaceViewSet(viewsets.ViewSet):
-    """``/workspaces`` and ``/workspaces/{id}``: the caller's workspaces and their lifecycle."""
+class WorkspaceViewSet(RetrieveResource, UpdateResource, DestroyResource, ResourceViewSet):
+    """``/workspaces`` and ``/workspaces/{id}``: the caller's workspaces and their lifecycle. Lookup,
+    ETag, If-Match and the answer are config/api/viewsets.py's; this class names the selector and the
+    services."""
 
     lookup_url_kwarg = "id"
-    lookup_value_regex = "[^/]+"  # any id reaches get_object, which answers our 404 for a non-UUID
+    serializer_class = WorkspaceSerializer
+    input_serializers = {"partial_update": WorkspaceUpdateInputSerializer}
     # Reading needs only to see the workspace; every other action changes it.
     READ_ACTIONS = frozenset({"retrieve", "events"})
 
@@ -382,17 +377,19 @@ class WorkspaceViewSet(viewsets.ViewSet):
             for_update=for_update,
         )
 
-    def get_object_if_match(self) -> Workspace:
-        """In the caller's transaction: the workspace, locked, if the request's ``If-Match`` (if any)
-        names its current ``ETag``, else 412; so nothing can change it between the check and the write."""
-        workspace = self.get_object(for_update=True)
-        check_if_match(self.request, WorkspaceSerializer(workspace).data)
-        return workspace
+    def perform_update(self, instance: Workspace, data: dict) -> Workspace:
+        return services.workspace_update(workspace=instance, actor=Actor.for_request(self.request), **data)
+
+    def perform_destroy(self, instance: Workspace) -> None:
+        services.workspace_delete(workspace=instance, actor=Actor.for_request(self.request))
 
     def lifecycle(self, operation) -> Response:
-        """Call a lifecycle service on the workspace and answer its new status (with its ``ETag``)."""
+        """Call a lifecycle service on the workspace and answer its new status, with the workspace's
+        ``ETag`` (the tag a later ``If-Match`` is compared with, not the short body's)."""
         workspace = operation(workspace=self.get_object(), actor=Actor.for_request(self.request))
-        return workspace_response(workspace, {"status": workspace.status})
+        response = Response({"status": workspace.status})
+        response["ETag"] = etag_for(self.represent(workspace))
+        return response
 
     def list(self, request):
         workspaces = selectors.workspace_list(
@@ -401,23 +398,6 @@ class WorkspaceViewSet(viewsets.ViewSet):
             project_id=request.query_params.get("project_id"),
         )
         return paginated_response(request, workspaces, WorkspaceSerializer, "workspaces")
-
-    def retrieve(self, request, id):
-        return workspace_response(self.get_object())
-
-    def partial_update(self, request, id):
-        with transaction.atomic():
-            workspace = self.get_object_if_match()
-            data = validated(WorkspaceUpdateInputSerializer, request)
-            workspace = services.workspace_update(
-                workspace=workspace, actor=Actor.for_request(request), **data
-            )
-        return workspace_response(workspace)
-
-    def destroy(self, request, id):
-        with transaction.atomic():
-            services.workspace_delete(workspace=self.get_object_if_match(), actor=Actor.for_request(request))
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["post"])
     @idempotent
