@@ -111,7 +111,7 @@ def test_retries_and_failures_are_counted_from_the_attempts(worker, fly, api, pr
     retried = api.post(f"/projects/{project.id}/workspaces", SMALL).json()["id"]
     deadline = time.monotonic() + 30
     while not WorkspaceEvent.objects.filter(
-        workspace_id=retried, kind="attempt", message__endswith="will be retried."
+        workspace_id=retried, kind="attempt", attempt_outcome="retried"
     ).exists():
         assert time.monotonic() < deadline, "no retried attempt"
         time.sleep(0.1)
@@ -124,7 +124,7 @@ def test_retries_and_failures_are_counted_from_the_attempts(worker, fly, api, pr
     assert wait_for(api, failed, {"running", "error"})["status"] == "error"
 
     metrics = scrape()
-    retries = WorkspaceEvent.objects.filter(kind="attempt", message__endswith="will be retried.").count()
+    retries = WorkspaceEvent.objects.filter(kind="attempt", attempt_outcome="retried").count()
     assert retries >= 1
     assert metrics.value("workspace_task_retries_total", operation="provision") == retries
     assert metrics.value("workspace_task_failures_total", operation="provision") == 1

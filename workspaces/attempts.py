@@ -15,7 +15,6 @@ make a machine, or the second would take the first's volume, be refused, and fai
 from __future__ import annotations
 
 import logging
-import re
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workspaces.drivers import DriverError
-from workspaces.models import ActorKind, Workspace, WorkspaceEvent
+from workspaces.models import ActorKind, AttemptOutcome, Workspace, WorkspaceEvent
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ class Attempt:
 
     def __init__(self, event: WorkspaceEvent, number: int):
         self.event = event
-        self.number = number  # 1 for the first run of this operation on the workspace
+        self.number = number  # 1 for the first run of this operation on the workspace, ever
         self.request_id = ""
 
 
@@ -49,10 +48,13 @@ def attempt(workspace: Workspace, operation: str, task_id: str):
     with transaction.atomic():
         # Claims are taken one at a time per workspace (its row's lock on PostgreSQL; SQLite
         # serializes writers), so of two runs that start together exactly one goes ahead.
-        status = (
-            Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("status", flat=True)
+        locked = (
+            Workspace.objects.select_for_update()
+            .filter(pk=workspace.pk)
+            .values_list("status", "attempts_started")
+            .first()
         )
-        if status.first() != workspace.status:
+        if locked is None or locked[0] != workspace.status:
             _stand_down(operation, f"another run moved the workspace on from '{workspace.status}'")
         attempts = WorkspaceEvent.objects.filter(
             workspace=workspace, kind=WorkspaceEvent.Kind.ATTEMPT, operation=operation
@@ -66,43 +68,51 @@ def attempt(workspace: Workspace, operation: str, task_id: str):
         )
         if other is not None:
             _stand_down(operation, f"another run is under way (attempt {other.pk}, task {other.task_id})")
-        number = attempts.count() + 1
+        # Numbered from the workspace's own counter, not by counting timeline rows: rows may be
+        # pruned, and the number decides whether a provisioning run looks for an earlier machine.
+        started = dict(locked[1] or {})
+        number = started[operation] = started.get(operation, 0) + 1
+        Workspace.objects.filter(pk=workspace.pk).update(attempts_started=started)
+        workspace.attempts_started = started
         event = WorkspaceEvent.objects.create(
             workspace=workspace,
             kind=WorkspaceEvent.Kind.ATTEMPT,
             actor_kind=ActorKind.SYSTEM,
             operation=operation,
+            attempt_number=number,
+            attempt_outcome=AttemptOutcome.RUNNING,
             task_id=task_id or "",
             from_status=workspace.status,
-            message=f"{operation.capitalize()} attempt {number} started.",
+            message=WorkspaceEvent.attempt_message(operation, number, AttemptOutcome.RUNNING),
         )
     run = Attempt(event, number)
     logger.info("%s attempt %s started", operation, number, extra={"operation": operation, "attempt": number})
-    started = time.monotonic()
-    outcome, error, request_id = "succeeded", "", ""
+    began = time.monotonic()
+    outcome, error, request_id = AttemptOutcome.SUCCEEDED, "", ""
     try:
         yield run
     except DriverError as exc:
-        outcome = "failed; it will be retried" if exc.transient else "failed"
+        outcome = AttemptOutcome.RETRIED if exc.transient else AttemptOutcome.FAILED
         error, request_id = exc.message, exc.request_id or ""
         raise
     except Exception as exc:
-        outcome, error = "failed unexpectedly", f"{type(exc).__name__}: {exc}"
+        outcome, error = AttemptOutcome.FAILED_UNEXPECTEDLY, f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        duration_ms = int((time.monotonic() - started) * 1000)
+        duration_ms = int((time.monotonic() - began) * 1000)
         provider_request_id = (request_id or run.request_id or "")[:128]
         WorkspaceEvent.objects.filter(pk=event.pk).update(
             duration_ms=duration_ms,
             request_id=provider_request_id,
             error=error,
-            message=f"{operation.capitalize()} attempt {number} {outcome}.",
+            attempt_outcome=outcome,
+            message=WorkspaceEvent.attempt_message(operation, number, outcome),
         )
         logger.info(
             "%s attempt %s %s",
             operation,
             number,
-            outcome,
+            outcome.label,
             extra={
                 "operation": operation,
                 "attempt": number,
@@ -121,12 +131,14 @@ def _stand_down(operation: str, why: str) -> None:
 def attempt_abandon(event: WorkspaceEvent, *, now: datetime) -> bool:
     """Close an attempt whose worker is presumed dead (the reconciler's call), so that the run it
     queues again may take over. False if the attempt ended meanwhile (it was alive after all)."""
-    number = re.search(r"attempt (\d+)", event.message)
     return bool(
         WorkspaceEvent.objects.filter(pk=event.pk, duration_ms__isnull=True).update(
             duration_ms=max(0, int((now - event.created_at).total_seconds() * 1000)),
             error="Its worker stopped before the attempt ended.",
-            message=f"{event.operation.capitalize()} attempt {number[1] + ' ' if number else ''}never finished.",
+            attempt_outcome=AttemptOutcome.ABANDONED,
+            message=WorkspaceEvent.attempt_message(
+                event.operation, event.attempt_number, AttemptOutcome.ABANDONED
+            ),
         )
     )
 

@@ -21,6 +21,26 @@ class WorkspaceStatus(models.TextChoices):
     STOP_FAILED = "stop_failed"
 
 
+class AttemptOperation(models.TextChoices):
+    """The background work an attempt is a run of (workspaces/attempts.py)."""
+
+    PROVISION = "provision"
+    STOP = "stop"
+    DESTROY = "destroy"
+
+
+class AttemptOutcome(models.TextChoices):
+    """How an attempt ended, written once when it ends; ``running`` until then. The label is the
+    end of the sentence the timeline shows ("Provision attempt 2 failed; it will be retried.")."""
+
+    RUNNING = "running", "started"
+    SUCCEEDED = "succeeded", "succeeded"
+    RETRIED = "retried", "failed; it will be retried"
+    FAILED = "failed", "failed"
+    FAILED_UNEXPECTEDLY = "failed_unexpectedly", "failed unexpectedly"
+    ABANDONED = "abandoned", "never finished"
+
+
 def new_preview_token() -> str:
     return f"ptk_{secrets.token_urlsafe(32)}"
 
@@ -78,6 +98,11 @@ class Workspace(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # Runs started per operation, e.g. {"provision": 2}: counted under the row's lock when each
+    # attempt opens (workspaces/attempts.py). It numbers the attempts and tells a first provisioning
+    # run from a later one even after old timeline rows are pruned: a later run must look for what
+    # an interrupted one made (MachineSpec.first_attempt).
+    attempts_started = models.JSONField(default=dict, blank=True, editable=False)
 
     objects = models.Manager()
     live = LiveWorkspaceManager()
@@ -132,8 +157,12 @@ class WorkspaceEvent(models.Model):
         max_length=64, blank=True, default="", help_text="The Celery task that acted, if any."
     )
     # Attempts only: one row per run of a task, opened when it starts and closed when it ends.
-    operation = models.CharField(
-        max_length=16, blank=True, default="", help_text="provision, stop or destroy."
+    operation = models.CharField(max_length=16, blank=True, default="", choices=AttemptOperation.choices)
+    attempt_number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="1 for the first run of this operation on the workspace."
+    )
+    attempt_outcome = models.CharField(
+        max_length=24, null=True, blank=True, choices=AttemptOutcome.choices, help_text="How the run ended."
     )
     request_id = models.CharField(
         max_length=128, blank=True, default="", help_text="The provider's request id."
@@ -152,3 +181,9 @@ class WorkspaceEvent(models.Model):
         if self.kind == self.Kind.STATUS:
             return f"{self.from_status or '∅'} → {self.to_status}"
         return self.message[:80]
+
+    @staticmethod
+    def attempt_message(operation: str, number: int | None, outcome: str) -> str:
+        """The sentence an attempt shows, rendered from its columns (never read back)."""
+        label = AttemptOutcome(outcome).label
+        return f"{operation.capitalize()} attempt {f'{number} ' if number else ''}{label}."

@@ -28,7 +28,7 @@ by IP over plain HTTP inside the cluster.
    * ``workspaces{status}``: gauge, live (not deleted) workspaces by status, every status present.
    * ``workspaces_pending_destroy``: gauge, deleted workspaces whose machine is not yet destroyed.
    * ``workspace_attempt_duration_seconds{operation, outcome}``: histogram of finished task runs
-     (workspaces/attempts.py): operation ``provision`` | ``stop`` | ``destroy``, outcome
+     (workspaces/attempts.py, their outcome column): operation ``provision`` | ``stop`` | ``destroy``, outcome
      ``succeeded`` | ``retried`` (a transient provider error; it will run again) | ``failed``.
      Provisioning and stop durations are ``operation="provision"`` / ``"stop"``.
    * ``workspace_attempts_running{operation}``: gauge, runs started and not finished.
@@ -175,7 +175,7 @@ class DomainCollector:
         )
 
     def _attempts(self):
-        from workspaces.models import WorkspaceEvent
+        from workspaces.models import AttemptOutcome, WorkspaceEvent
 
         attempts = WorkspaceEvent.objects.filter(kind=WorkspaceEvent.Kind.ATTEMPT)
         running = dict(
@@ -184,10 +184,11 @@ class DomainCollector:
             .annotate(n=Count("id"))
             .order_by()
         )
-        # An attempt's closing message says how it ended (workspaces/attempts.py).
+        # The outcome column, folded into the three labels this metric has always had: a run that
+        # failed unexpectedly or was abandoned by a dead worker counts as failed.
         outcome = Case(
-            When(message__endswith=" succeeded.", then=Value("succeeded")),
-            When(message__endswith="will be retried.", then=Value("retried")),
+            When(attempt_outcome=AttemptOutcome.SUCCEEDED, then=Value("succeeded")),
+            When(attempt_outcome=AttemptOutcome.RETRIED, then=Value("retried")),
             default=Value("failed"),
         )
         buckets = {

@@ -175,6 +175,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "WorkspaceStatus": "workspaces.models.WorkspaceStatus",
         "EventActorKind": "workspaces.models.ActorKind",
+        "AttemptOutcome": "workspaces.models.AttemptOutcome",
     },
 }
 

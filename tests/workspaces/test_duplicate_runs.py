@@ -24,10 +24,14 @@ def workspace(api, project, fly):
     created = api.post(f"/projects/{project.id}/workspaces", SMALL)
     assert created.status_code == 201, created.content
     workspace = Workspace.objects.get(pk=created.json()["id"])
+    # What a run leaves when it opens its attempt (workspaces/attempts.py) and has not ended it.
+    Workspace.objects.filter(pk=workspace.pk).update(attempts_started={"provision": 1})
     WorkspaceEvent.objects.create(
         workspace=workspace,
         kind=WorkspaceEvent.Kind.ATTEMPT,
         operation="provision",
+        attempt_number=1,
+        attempt_outcome="running",
         task_id="first-delivery",
         from_status="creating",
         message="Provision attempt 1 started.",
@@ -36,14 +40,18 @@ def workspace(api, project, fly):
 
 
 def attempts(workspace):
-    return list(workspace.events.filter(kind="attempt").order_by("id").values_list("task_id", "message"))
+    return list(
+        workspace.events.filter(kind="attempt")
+        .order_by("id")
+        .values_list("task_id", "attempt_number", "attempt_outcome")
+    )
 
 
 def test_a_second_run_stands_down_while_the_first_is_under_way(api, workspace, fly):
     provision_workspace.apply(args=[str(workspace.id)], task_id="second-delivery")
 
     assert fly.requests == []  # it asked the provider for nothing
-    assert attempts(workspace) == [("first-delivery", "Provision attempt 1 started.")]
+    assert attempts(workspace) == [("first-delivery", 1, "running")]
     assert api.get(f"/workspaces/{workspace.id}").json()["status"] == "creating"
 
 
@@ -68,11 +76,21 @@ def test_a_run_presumed_dead_is_closed_by_the_reconciler_and_the_work_taken_over
     reconciler.reconcile()
 
     assert sent == [("provision_workspace", (str(workspace.id),), None)]
-    assert attempts(workspace) == [("first-delivery", "Provision attempt 1 never finished.")]
+    assert attempts(workspace) == [("first-delivery", 1, "abandoned")]
     provision_workspace.apply(args=sent[0][1], task_id="requeued")  # what a worker does with it
     body = api.get(f"/workspaces/{workspace.id}").json()
     assert body["status"] == "running"
-    assert attempts(workspace)[1] == ("requeued", "Provision attempt 2 succeeded.")
+    assert attempts(workspace)[1] == ("requeued", 2, "succeeded")
+    timeline = api.get(f"/workspaces/{workspace.id}/events").json()
+    shown = [
+        (e["message"], e["attempt"]["number"], e["attempt"]["outcome"])
+        for e in timeline["events"]
+        if e["attempt"]
+    ]
+    assert shown == [
+        ("Provision attempt 1 never finished.", 1, "abandoned"),
+        ("Provision attempt 2 succeeded.", 2, "succeeded"),
+    ]
     assert [m["id"] for m in fly.inventory()["machines"]] == [body["machine_id"]]
 
 
@@ -94,7 +112,7 @@ def test_a_run_that_died_after_moving_its_workspace_to_starting_is_closed_and_ta
     reconciler.reconcile()
 
     assert sent == [("provision_workspace", (str(workspace.id),), None)]
-    assert attempts(workspace) == [("first-delivery", "Provision attempt 1 never finished.")]
+    assert attempts(workspace) == [("first-delivery", 1, "abandoned")]
     provision_workspace.apply(args=sent[0][1], task_id="requeued")
     assert api.get(f"/workspaces/{workspace.id}").json()["status"] == "running"
 
@@ -111,11 +129,11 @@ def test_an_open_attempt_older_than_its_status_but_alive_is_left_alone(
     sent = tasks_not_sent
 
     assert reconciler.reconcile().requeued == []
-    assert sent == [] and attempts(workspace) == [("first-delivery", "Provision attempt 1 started.")]
+    assert sent == [] and attempts(workspace) == [("first-delivery", 1, "running")]
 
 
 def test_a_run_that_loaded_the_workspace_before_another_run_moved_it_on_stands_down(workspace, fly):
-    workspace.events.filter(kind="attempt").update(duration_ms=100, message="Provision attempt 1 succeeded.")
+    workspace.events.filter(kind="attempt").update(duration_ms=100, attempt_outcome="succeeded")
     Workspace.objects.filter(pk=workspace.pk).update(status="running")  # the first run finished
 
     with pytest.raises(StandDown), attempt(workspace, "provision", "second-delivery"):  # loaded as creating

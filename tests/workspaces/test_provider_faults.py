@@ -125,7 +125,7 @@ def test_a_worker_killed_in_the_middle_of_provisioning(worker, api, project, fly
     died = next(
         w
         for w in Workspace.objects.filter(pk__in=ids)
-        if w.events.filter(message__contains="never finished").exists()
+        if w.events.filter(kind="attempt", attempt_outcome="abandoned").exists()
     )
     assert died.status == "running"
 
@@ -198,12 +198,40 @@ def test_a_first_provisioning_skips_the_lookups_and_its_retry_adopts_what_it_mad
     body = api.get(f"/workspaces/{workspace_id}").json()
     assert body["status"] == "running"
     assert [
-        e["message"] for e in api.get(f"/workspaces/{workspace_id}/events").json()["events"] if e["attempt"]
-    ] == [
-        "Provision attempt 1 failed; it will be retried.",
-        "Provision attempt 2 succeeded.",
-    ]
+        (e["attempt"]["number"], e["attempt"]["outcome"])
+        for e in api.get(f"/workspaces/{workspace_id}/events").json()["events"]
+        if e["attempt"]
+    ] == [(1, "retried"), (2, "succeeded")]
     assert len(fly.requests_for("create_machine")) == 1  # attempt 2 adopted what attempt 1 made
     assert [m["id"] for m in fly.inventory()["machines"]] == [body["machine_id"]]
     assert fly.requests_for("list_volumes") == []
     assert len(fly.requests_for("list_machines")) == 2  # each attempt's `find`, and nothing more
+
+
+def test_a_pruned_timeline_does_not_make_a_later_run_skip_adoption(api, project, fly):
+    """Whether a provisioning run is the workspace's first is a fact kept on the workspace, not a
+    count of its timeline rows: with the rows of an interrupted attempt deleted, the next run still
+    looks for the volume it made (before, it counted no rows, called itself the first, skipped the
+    lookup and made a second volume)."""
+    from workspaces.drivers import DriverError
+    from workspaces.services import workspace_provision
+    from workspaces.tasks import provision_workspace
+
+    workspace_id = api.post(f"/projects/{project.id}/workspaces", SMALL).json()["id"]  # no message sent
+    fly.set_faults(lost_response_rate=1.0, actions=["create_volume"])
+    with pytest.raises(DriverError):  # the volume is made, its answer lost: a transient error
+        workspace_provision(workspace_id=workspace_id, task_id="interrupted")
+    assert len(fly.inventory()["volumes"]) == 1
+    fly.reset_faults()
+    WorkspaceEvent.objects.filter(workspace_id=workspace_id).delete()  # an operator prunes the timeline
+
+    provision_workspace.apply(args=[workspace_id], task_id="later")
+
+    body = api.get(f"/workspaces/{workspace_id}").json()
+    assert body["status"] == "running"
+    assert [v["id"] for v in fly.inventory()["volumes"]] == [Workspace.objects.get(pk=workspace_id).volume_id]
+    assert len(fly.requests_for("create_volume")) == 1
+    (later,) = [
+        e["attempt"] for e in api.get(f"/workspaces/{workspace_id}/events").json()["events"] if e["attempt"]
+    ]
+    assert (later["number"], later["outcome"]) == (2, "succeeded")

@@ -251,7 +251,8 @@ def test_each_run_of_a_task_is_an_attempt_on_the_timeline(worker, api, project, 
     assert provision["attempt"]["task_id"]
     assert provision["attempt"]["duration_ms"] >= 0
     assert provision["attempt"]["error"] is None
-    assert provision["message"] == "Provision attempt 1 succeeded."
+    assert (provision["attempt"]["number"], provision["attempt"]["outcome"]) == (1, "succeeded")
+    assert provision["message"] == "Provision attempt 1 succeeded."  # the sentence, from those columns
 
 
 @override_settings(PROJECT_REPO_URL_SCHEMES=["https", "file"])
@@ -266,5 +267,6 @@ def test_a_failed_attempt_keeps_the_providers_reason(
     (provision,) = [e for e in events if e["type"] == "attempt"]
     assert provision["attempt"]["task_id"] == "task-123"
     assert "Could not clone" in provision["attempt"]["error"]
+    assert (provision["attempt"]["number"], provision["attempt"]["outcome"]) == (1, "failed")
     assert provision["message"] == "Provision attempt 1 failed."
     assert events[-1]["to_status"] == "error"

@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from config.api.openapi import OpenString
 from config.api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
-from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
+from workspaces.models import ActorKind, AttemptOutcome, Workspace, WorkspaceEvent, WorkspaceStatus
 
 
 class CpuKindField(OpenString, serializers.CharField):
@@ -124,6 +124,14 @@ class EventActorSerializer(serializers.Serializer):
 
 class EventAttemptSerializer(serializers.Serializer):
     operation = serializers.CharField(help_text="`provision`, `stop` or `destroy`.")
+    number = serializers.IntegerField(
+        min_value=1, help_text="1 for the first run of this operation on the workspace, 2 for the next."
+    )
+    outcome = serializers.ChoiceField(
+        choices=AttemptOutcome.choices,
+        help_text="`running` until the run ends; then `succeeded`, `retried` (a transient provider error; "
+        "it runs again), `failed`, `failed_unexpectedly`, or `abandoned` (its worker died).",
+    )
     task_id = serializers.CharField(help_text="The background task's id.")
     request_id = serializers.CharField(
         allow_null=True, help_text="The provider's request id, to quote to it."
@@ -153,6 +161,8 @@ class WorkspaceEventSerializer(serializers.ModelSerializer):
             return None
         return {
             "operation": event.operation,
+            "number": event.attempt_number,
+            "outcome": event.attempt_outcome or AttemptOutcome.RUNNING,
             "task_id": event.task_id,
             "request_id": event.request_id or None,
             "duration_ms": event.duration_ms,
