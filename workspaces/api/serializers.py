@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from config.api.openapi import OpenString
 from config.api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from workspaces import operations
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
 
 
@@ -122,8 +123,14 @@ class EventActorSerializer(serializers.Serializer):
     )
 
 
+def _one_of(values: list[str]) -> str:
+    """``a``, ``b`` or ``c``: the values an enum-like text field may take, for its help text."""
+    quoted = [f"`{v}`" for v in values]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}." if len(quoted) > 1 else f"{quoted[0]}."
+
+
 class EventAttemptSerializer(serializers.Serializer):
-    operation = serializers.CharField(help_text="`provision`, `stop` or `destroy`.")
+    operation = serializers.CharField(help_text=_one_of(operations.labels()))
     task_id = serializers.CharField(help_text="The background task's id.")
     request_id = serializers.CharField(
         allow_null=True, help_text="The provider's request id, to quote to it."
