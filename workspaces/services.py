@@ -509,10 +509,14 @@ def workspace_gave_up(*, workspace_id: str, message: str, task_id: str = "") -> 
             message=f"Destroying failed. {message}",
             task_id=task_id,
         )
-    elif workspace.status in (S.CREATING, S.STARTING):
-        workspace_fail(workspace=workspace, message=message, task_id=task_id)
-    elif workspace.status == S.STOPPING:
+        return
+    operation = operations.running_in(workspace.status)  # where its work fails to: the table's entry
+    if operation is None:
+        return
+    if operation.fails_to == S.STOP_FAILED:
         workspace_stop_failed(workspace=workspace, message=message, task_id=task_id)
+    else:
+        workspace_fail(workspace=workspace, message=message, task_id=task_id)
 
 
 def _machine_spec(workspace: Workspace, *, first_attempt: bool = False) -> MachineSpec:
