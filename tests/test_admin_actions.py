@@ -110,6 +110,25 @@ def test_retrying_a_stuck_creating_workspace_queues_provisioning_again(operator,
     assert "queued the provision again" in event.message and event.actor_user == staff
 
 
+def test_queuing_again_while_the_broker_is_down_is_refused_and_records_nothing(operator, monkeypatch):
+    """The timeline never says "queued again" for a message the broker refused; the operator is told."""
+    from kombu.exceptions import OperationalError
+
+    from config.celery import app
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to broker.internal.example:6379. Connection refused.")
+
+    monkeypatch.setattr(app, "send_task", broker_down)
+    stuck = make_workspace(status=S.CREATING, status_changed_at=timezone.now() - timedelta(hours=1))
+    pending = make_workspace(deleted_at=timezone.now())
+    for action, workspace in [("retry_provisioning", stuck), ("destroy", pending)]:
+        said = " ".join(messages_of(run_action(operator, action, workspace)))
+        assert str(workspace.id) in said and "task queue cannot take" in said, said
+        assert "broker.internal.example" not in said  # the broker's address stays in the logs
+        assert not operator_events(workspace)
+
+
 def test_retrying_an_error_workspace_is_a_start_by_the_operator(operator, staff):
     workspace = make_workspace(status=S.ERROR, error_message="boom")
     run_action(operator, "retry_provisioning", workspace)

@@ -109,3 +109,25 @@ def test_every_entry_names_a_registered_task_a_service_and_real_statuses():
         assert set(operation.allowed_from) <= statuses, operation
         assert {operation.runs_in, operation.fails_to} - {None} <= statuses, operation
     assert operations.labels() == ["provision", "stop", "destroy"]
+
+
+@pytest.mark.parametrize(
+    ("status", "ends"),
+    [
+        (WorkspaceStatus.CREATING, WorkspaceStatus.ERROR),
+        (WorkspaceStatus.STARTING, WorkspaceStatus.ERROR),
+        (WorkspaceStatus.STOPPING, WorkspaceStatus.STOP_FAILED),
+        (WorkspaceStatus.RUNNING, WorkspaceStatus.RUNNING),  # no work runs in it: nothing to give up
+    ],
+)
+def test_a_task_out_of_retries_ends_in_its_operations_failure(user, local_machines, status, ends):
+    from workspaces.services import workspace_gave_up
+
+    workspace = WorkspaceFactory(
+        project=ProjectFactory(owner=user), status=status, provisioned_at=timezone.now(), memory_mb=256
+    )
+    workspace_gave_up(workspace_id=str(workspace.id), message="503 from the provider", task_id="t-1")
+    workspace.refresh_from_db()
+    assert workspace.status == ends
+    if ends != status:
+        assert "Gave up after repeated provider errors: 503 from the provider" in workspace.error_message
