@@ -101,15 +101,32 @@ def test_every_action_in_every_state_acts_or_refuses_clearly(operator, staff, ac
         assert str(workspace.id) in said and f"'{status}'" in said and "needs" in said, said
 
 
-def test_retrying_a_stuck_creating_workspace_queues_provisioning_again(
-    operator, staff, django_capture_on_commit_callbacks
-):
+def test_retrying_a_stuck_creating_workspace_queues_provisioning_again(operator, staff, tasks_not_sent):
     workspace = make_workspace(status=S.CREATING, status_changed_at=timezone.now() - timedelta(hours=1))
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        run_action(operator, "retry_provisioning", workspace)
-    assert len(callbacks) == 1  # the reconciler's own helper, after commit
+    run_action(operator, "retry_provisioning", workspace)
+    # the reconciler's own service (services.workspace_requeue), the operator as the actor
+    assert tasks_not_sent == [("provision_workspace", (str(workspace.id),), None)]
     [event] = operator_events(workspace)
-    assert "queued the provisioning again" in event.message and event.actor_user == staff
+    assert "queued the provision again" in event.message and event.actor_user == staff
+
+
+def test_queuing_again_while_the_broker_is_down_is_refused_and_records_nothing(operator, monkeypatch):
+    """The timeline never says "queued again" for a message the broker refused; the operator is told."""
+    from kombu.exceptions import OperationalError
+
+    from config.celery import app
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to broker.internal.example:6379. Connection refused.")
+
+    monkeypatch.setattr(app, "send_task", broker_down)
+    stuck = make_workspace(status=S.CREATING, status_changed_at=timezone.now() - timedelta(hours=1))
+    pending = make_workspace(deleted_at=timezone.now())
+    for action, workspace in [("retry_provisioning", stuck), ("destroy", pending)]:
+        said = " ".join(messages_of(run_action(operator, action, workspace)))
+        assert str(workspace.id) in said and "task queue cannot take" in said, said
+        assert "broker.internal.example" not in said  # the broker's address stays in the logs
+        assert not operator_events(workspace)
 
 
 def test_retrying_an_error_workspace_is_a_start_by_the_operator(operator, staff):
@@ -119,10 +136,13 @@ def test_retrying_an_error_workspace_is_a_start_by_the_operator(operator, staff)
     assert (event.from_status, event.to_status, event.actor_user) == (S.ERROR, S.STARTING, staff)
 
 
-def test_destroying_a_deleted_workspace_queues_its_destroy_again_and_a_destroyed_one_is_refused(operator):
+def test_destroying_a_deleted_workspace_queues_its_destroy_again_and_a_destroyed_one_is_refused(
+    operator, tasks_not_sent
+):
     pending = make_workspace(deleted_at=timezone.now())
     run_action(operator, "destroy", pending)
     assert "queued the destroy again" in operator_events(pending)[0].message
+    assert tasks_not_sent == [("destroy_workspace", (str(pending.id),), None)]
 
     gone = make_workspace(deleted_at=timezone.now(), destroyed_at=timezone.now())
     said = " ".join(messages_of(run_action(operator, "destroy", gone)))
@@ -271,7 +291,7 @@ def test_destroying_an_orphan_of_a_known_workspace_is_on_its_timeline(operator, 
     assert "destroyed orphan machine" in event.message and event.actor_user == staff
 
 
-def test_a_drifted_workspace_is_listed_and_adopted_into_error_then_start_recovers_it(
+def test_a_drifted_workspace_is_listed_and_marked_error_then_start_recovers_it(
     operator, staff, local_machines
 ):
     drifted = make_workspace(status=S.RUNNING, machine_id="m-gone", provisioned_at=timezone.now())
@@ -279,14 +299,14 @@ def test_a_drifted_workspace_is_listed_and_adopted_into_error_then_start_recover
     drift = page.split('id="drift"')[1].split("</table>")[0]
     assert str(drifted.id) in drift and "m-gone vanished" in drift
 
-    operator.post(ORPHANS, {"action": "adopt", "workspace_id": str(drifted.id)})
+    operator.post(ORPHANS, {"action": "mark_error", "workspace_id": str(drifted.id)})
     drifted.refresh_from_db()
     assert drifted.status == S.ERROR and "vanished" in drifted.error_message
     [event] = operator_events(drifted)
     assert event.actor_user == staff and event.to_status == S.ERROR
 
-    # adopting again is refused: it is no longer drifting
-    response = operator.post(ORPHANS, {"action": "adopt", "workspace_id": str(drifted.id)}, follow=True)
+    # marking it again is refused: it is no longer drifting
+    response = operator.post(ORPHANS, {"action": "mark_error", "workspace_id": str(drifted.id)}, follow=True)
     assert "not drifting" in " ".join(messages_of(response))
 
     run_action(operator, "start", drifted)
@@ -303,7 +323,7 @@ def test_the_console_is_for_staff_only_and_csrf_protected(client, staff, local_m
         assert client.get(ORPHANS).status_code == 302
         response = client.post(CHANGELIST, {"action": "start", "_selected_action": [str(workspace.pk)]})
         assert response.status_code == 302 and "/login/" in response["Location"]
-        response = client.post(ORPHANS, {"action": "adopt", "workspace_id": str(workspace.pk)})
+        response = client.post(ORPHANS, {"action": "mark_error", "workspace_id": str(workspace.pk)})
         assert response.status_code == 302 and "/login/" in response["Location"]
     workspace.refresh_from_db()
     assert workspace.status == S.STOPPED

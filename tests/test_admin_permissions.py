@@ -1,5 +1,5 @@
 """Operators get what their Django permissions say, and no more: "view" reads the console, "change"
-moves workspaces (start, stop, retry, force to error, adopt a drift) and revokes tokens, "delete"
+moves workspaces (start, stop, retry, force to error, mark a drift error) and revokes tokens, "delete"
 destroys. An action an operator may not run is not offered, and posting it anyway is a 403 that
 changes nothing."""
 
@@ -159,22 +159,24 @@ def test_a_view_only_operator_sees_orphans_and_drift_without_buttons_and_cannot_
 
     page = client.get(ORPHANS).content.decode()
     assert orphan in page and str(drifted.id) in page
-    assert 'value="Destroy"' not in page and 'value="Adopt (mark error)"' not in page
+    assert 'value="Destroy"' not in page and 'value="Mark error"' not in page
 
     assert client.post(ORPHANS, {"action": "destroy", "workspace_id": orphan}).status_code == 403
-    assert client.post(ORPHANS, {"action": "adopt", "workspace_id": str(drifted.id)}).status_code == 403
+    assert client.post(ORPHANS, {"action": "mark_error", "workspace_id": str(drifted.id)}).status_code == 403
     assert client.post(ORPHANS, {"action": "other", "workspace_id": str(drifted.id)}).status_code == 403
     assert local_machines.find(orphan) is not None
     assert snapshot(drifted)[0] == S.RUNNING
 
 
-def test_adopting_needs_change_and_destroying_an_orphan_needs_delete(orphan, drifted, local_machines):
+def test_marking_a_drift_error_needs_change_and_destroying_an_orphan_needs_delete(
+    orphan, drifted, local_machines
+):
     changer, operator = staff_with("workspaces.view_workspace", "workspaces.change_workspace")
     page = changer.get(ORPHANS).content.decode()
-    assert 'value="Adopt (mark error)"' in page and 'value="Destroy"' not in page
+    assert 'value="Mark error"' in page and 'value="Destroy"' not in page
     assert changer.post(ORPHANS, {"action": "destroy", "workspace_id": orphan}).status_code == 403
     assert local_machines.find(orphan) is not None
-    changer.post(ORPHANS, {"action": "adopt", "workspace_id": str(drifted.id)})
+    changer.post(ORPHANS, {"action": "mark_error", "workspace_id": str(drifted.id)})
     assert snapshot(drifted)[0] == S.ERROR
     [event] = WorkspaceEvent.objects.filter(workspace=drifted)
     assert (event.actor_kind, event.actor_user) == (ActorKind.OPERATOR, operator)

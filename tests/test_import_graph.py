@@ -29,7 +29,8 @@ LAYER = {package: rank for rank, package in enumerate(PACKAGES)}
 # The hardware catalogue and its rules: the one piece of workspace knowledge the apps below need
 # (accounts checks a user's default hardware by exactly the rules of a create). A leaf: it imports
 # nothing of the apps above config (asserted below), so importing it from below makes no cycle.
-LEAVES = {"workspaces.hardware"}
+# The table of lifecycle operations: read by the metrics (its labels) as by the services; a leaf too.
+LEAVES = {"workspaces.hardware", "workspaces.operations"}
 
 # (importer, imported): why this upward import is allowed.
 EXCEPTIONS = {
@@ -169,7 +170,7 @@ def test_the_walk_sees_every_kind_of_import():
     assert ("workspaces.services", True) in GRAPH["workspaces.tasks"]
     assert ("workspaces.hardware", False) in GRAPH["workspaces.apps"]  # inside ready()
     assert ("workspaces.drivers.base", True) in GRAPH["workspaces.drivers"]  # a relative import
-    assert {"workspaces.scheduling", "workspaces.services"} <= {t for t, _ in GRAPH["workspaces.reconciler"]}
+    assert {"workspaces.operations", "workspaces.services"} <= {t for t, _ in GRAPH["workspaces.reconciler"]}
 
 
 def test_no_cycle_goes_through_a_workspaces_module():
@@ -195,7 +196,7 @@ def test_the_tasks_that_services_queue_by_name_are_the_registered_ones():
     registered = {
         task.name for task in (tasks.provision_workspace, tasks.stop_workspace, tasks.destroy_workspace)
     }
-    assert set(scheduling.TASK_FOR.values()) == registered
+    assert scheduling.task_names() == registered
     assert registered <= set(app.tasks)
 
 

@@ -8,7 +8,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -20,7 +19,7 @@ from django.utils.timesince import timesince
 
 from config.api.errors import ApiError
 from config.operations.admin import PermittedActionsMixin
-from workspaces import reconciler, services
+from workspaces import operations, reconciler, services
 from workspaces.drivers import DriverError, get_driver
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
 
@@ -69,8 +68,10 @@ def stuck_q(now=None) -> Q:
     ones the reconciler is about to time out, or would if it ran."""
     now = now or timezone.now()
     condition = Q(pk__in=[])
-    for status, seconds in settings.WORKSPACE_STATE_CEILINGS_SECONDS.items():
-        condition |= Q(status=status, status_changed_at__lt=now - timedelta(seconds=seconds))
+    for operation in operations.all_operations():  # each transient status, as the reconciler reads them
+        seconds = settings.WORKSPACE_STATE_CEILINGS_SECONDS.get(operation.runs_in)
+        if seconds is not None:
+            condition |= Q(status=operation.runs_in, status_changed_at__lt=now - timedelta(seconds=seconds))
     return condition & Q(deleted_at__isnull=True)
 
 
@@ -360,15 +361,13 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
             if workspace.status == S.ERROR:
                 services.workspace_start(workspace=workspace, actor=operator)
                 return "provisioning retried (start requested by an operator)."
-            if workspace.status in (S.CREATING, S.STARTING):
+            if workspace.status in (operations.PROVISION.runs_in, operations.START.runs_in):
                 # What the reconciler does for lost work; queuing twice is harmless (tasks resume from the row).
-                services.record_event(
-                    workspace,
-                    kind=WorkspaceEvent.Kind.INFO,
-                    message=f"Operator {request.user.email} queued the provisioning again (still '{workspace.status}').",
+                services.workspace_requeue(
+                    workspace=workspace,
                     actor=operator,
+                    reason=f"Operator {request.user.email} asked (still '{workspace.status}')",
                 )
-                transaction.on_commit(lambda: reconciler._queue("provision", workspace), robust=True)
                 return "provisioning queued again."
             raise services.InvalidState(
                 f"Cannot retry provisioning a workspace that is '{workspace.status}'; retry provisioning "
@@ -421,13 +420,17 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
                 continue
             if workspace.deleted_at is not None:
                 # Deleted, not yet destroyed: its destroy may have been lost; queue it again (harmless).
-                services.record_event(
-                    workspace,
-                    kind=WorkspaceEvent.Kind.INFO,
-                    message=f"Operator {request.user.email} queued the destroy again.",
-                    actor=operator,
-                )
-                transaction.on_commit(lambda w=workspace: reconciler._queue("destroy", w), robust=True)
+                try:
+                    services.workspace_requeue(
+                        workspace=workspace,
+                        actor=operator,
+                        reason=f"Operator {request.user.email} asked (deleted, not yet destroyed)",
+                    )
+                except ApiError as exc:
+                    self._refuse(
+                        request, workspace, "destroy", "", why=f"Workspace {workspace.id}: {exc.message}"
+                    )
+                    continue
                 self._done(request, workspace, "destroy queued again.")
                 continue
             services.workspace_delete(workspace=workspace, actor=operator)
@@ -467,7 +470,7 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
 
     def orphans_view(self, request):
         """Provider resources with no live workspace, and live workspaces whose machine is gone.
-        Reading it needs "view"; Adopt needs "change" and Destroy "delete" (checked again on POST)."""
+        Reading it needs "view"; Mark error needs "change" and Destroy "delete" (checked again on POST)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         if request.method == "POST":
@@ -489,76 +492,40 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
             "drift": drift,
             "inventory_error": inventory_error,
             "can_destroy": self.has_destroy_permission(request),
-            "can_adopt": self.has_change_permission(request),
+            "can_mark_error": self.has_change_permission(request),
         }
         return TemplateResponse(request, "admin/workspaces/workspace/orphans.html", context)
 
     def _orphans_post(self, request):
+        """Destroy an orphan ("delete") or mark a drifting workspace error ("change"), through the
+        reconciler's own functions, with the operator as the timeline's actor."""
         action = request.POST.get("action")
         needed = {"destroy": self.has_destroy_permission}.get(action, self.has_change_permission)
         if not needed(request):
             raise PermissionDenied  # a view-only operator posts nothing here
         back = HttpResponseRedirect(reverse("admin:workspaces_workspace_orphans"))
-        driver = get_driver()
         workspace_id = request.POST.get("workspace_id", "")
         if not reconciler.is_uuid(workspace_id):
             self.message_user(request, f"No such workspace id: {workspace_id!r}.", level=messages.ERROR)
             return back
         operator = self._operator(request)
         try:
-            orphans, drift = reconciler.inventory(driver)
-        except DriverError as exc:
-            self.message_user(
-                request, f"Could not list the provider's resources: {exc.message}", messages.ERROR
-            )
-            return back
-        if action == "destroy":
-            orphan = next((o for o in orphans if o["workspace_id"] == workspace_id), None)
-            if orphan is None:
-                self.message_user(
-                    request,
-                    f"Nothing to destroy for {workspace_id}: the provider holds no orphan for it (it is gone, or belongs to a live workspace).",
-                    level=messages.ERROR,
-                )
-                return back
-            try:
-                driver.destroy(workspace_id, keep_machine_id=orphan.get("keep_machine_id"))
-            except DriverError as exc:
-                self.message_user(request, f"Destroying {workspace_id} failed: {exc.message}", messages.ERROR)
-                return back
-            what = ", ".join(orphan["resources"])
-            workspace = orphan["workspace"]
-            logger.info("admin: %s destroyed orphan %s of %s", request.user.email, what, workspace_id)
-            if workspace is not None:
-                services.record_event(
-                    workspace,
-                    kind=WorkspaceEvent.Kind.INFO,
-                    message=f"Operator {request.user.email} destroyed orphan {what}: {orphan['reason']}.",
-                    actor=operator,
-                )
-                self.log_change(request, workspace, f"Destroyed orphan {what}.")
-            self.message_user(request, f"Destroyed {what} of workspace {workspace_id}.", messages.SUCCESS)
-            return back
-        if action == "adopt":
-            item = next((d for d in drift if str(d["workspace"].id) == workspace_id), None)
-            if item is None:
-                self.message_user(
-                    request,
-                    f"Workspace {workspace_id} is not drifting (its machine is there, or it is no longer running or stopped).",
-                    level=messages.ERROR,
-                )
-                return back
-            workspace = item["workspace"]
-            message = f"{item['why']} (Marked error by operator {request.user.email}.)"
-            if services.workspace_fail(workspace=workspace, message=message, actor=operator):
-                self.log_change(request, workspace, "Adopted a drift: marked error (machine gone).")
+            if action == "destroy":
+                what = reconciler.orphan_destroy_by_id(workspace_id=workspace_id, actor=operator)
+                workspace = Workspace.objects.filter(pk=workspace_id).first()
+                if workspace is not None:
+                    self.log_change(request, workspace, f"Destroyed orphan {what}.")
+                self.message_user(request, f"Destroyed {what} of workspace {workspace_id}.", messages.SUCCESS)
+            elif action == "mark_error":
+                workspace = reconciler.drift_mark_error(workspace_id=workspace_id, actor=operator)
+                self.log_change(request, workspace, "Marked a drift error (machine gone).")
                 self.message_user(
                     request, f"Workspace {workspace_id} is now 'error'; Start recovers it.", messages.SUCCESS
                 )
             else:
-                self.message_user(
-                    request, f"Workspace {workspace_id} changed meanwhile; look again.", messages.ERROR
-                )
-            return back
-        self.message_user(request, f"Unknown action {action!r}.", level=messages.ERROR)
+                self.message_user(request, f"Unknown action {action!r}.", level=messages.ERROR)
+        except ApiError as exc:
+            self.message_user(request, exc.message, level=messages.ERROR)
+        except DriverError as exc:
+            self.message_user(request, f"The provider said: {exc.message}", level=messages.ERROR)
         return back

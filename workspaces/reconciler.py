@@ -33,9 +33,11 @@ from django.core.cache import cache
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
+from accounts.actors import SYSTEM, Actor
+from config.api.errors import NotFound
 from config.operations.logs import each_logged
 from config.operations.metrics import count_reconciler_pass
-from workspaces import scheduling, services
+from workspaces import operations, services
 from workspaces.attempts import attempt_abandon, last_attempt
 from workspaces.drivers import DriverError, get_driver
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
@@ -78,11 +80,16 @@ def reconcile(*, now: datetime | None = None) -> Report:
 
 
 def _time_out_stuck(now: datetime, report: Report) -> None:
-    for status, seconds in settings.WORKSPACE_STATE_CEILINGS_SECONDS.items():
+    # Each operation's transient status, with its ceiling (workspaces/operations.py).
+    for operation in operations.all_operations():
+        seconds = settings.WORKSPACE_STATE_CEILINGS_SECONDS.get(operation.runs_in)
+        if seconds is None:
+            continue
+        status = operation.runs_in
         stuck = Workspace.live.filter(status=status, status_changed_at__lt=now - timedelta(seconds=seconds))
         for workspace in each_logged(stuck.select_related("project")):
             message = f"Timed out: still '{status}' after {_duration(seconds)}."
-            if status == S.STOPPING:
+            if operation.fails_to == S.STOP_FAILED:
                 moved = services.workspace_stop_failed(workspace=workspace, message=message)
             else:
                 kept = (
@@ -99,25 +106,20 @@ def _time_out_stuck(now: datetime, report: Report) -> None:
 
 # --- 2. lost work ---------------------------------------------------------------------------------------
 
-OPERATIONS = {S.CREATING: "provision", S.STARTING: "provision", S.STOPPING: "stop"}
-
 
 def _requeue_lost_work(now: datetime, report: Report) -> None:
     quiet = timedelta(seconds=settings.WORKSPACE_REQUEUE_AFTER_SECONDS)
-    transient = Workspace.live.filter(status__in=list(OPERATIONS), status_changed_at__lt=now - quiet)
+    transient = Workspace.live.filter(
+        status__in=operations.transient_statuses(), status_changed_at__lt=now - quiet
+    )
     undestroyed = Workspace.objects.filter(deleted_at__lt=now - quiet, destroyed_at__isnull=True)
     for workspace in each_logged([*transient, *undestroyed]):
-        operation = "destroy" if workspace.deleted_at else OPERATIONS[workspace.status]
+        operation = operations.pending(status=workspace.status, deleted=workspace.deleted_at is not None)
         since = workspace.deleted_at or workspace.status_changed_at
-        why = _why_stalled(workspace, operation, since, now, quiet)
+        why = _why_stalled(workspace, operation.label, since, now, quiet)
         if why is None:
             continue
-        _queue(operation, workspace)
-        services.record_event(
-            workspace,
-            kind=WorkspaceEvent.Kind.INFO,
-            message=f"Reconciler: {why}; queued the {operation} again.",
-        )
+        services.workspace_requeue(workspace=workspace, actor=SYSTEM, reason=f"Reconciler: {why}")
         report.requeued.append(str(workspace.id))
 
 
@@ -144,11 +146,6 @@ def _why_stalled(
     return None
 
 
-def _queue(operation: str, workspace: Workspace) -> None:
-    queue = services.provision_queue(workspace) if operation == "provision" else None
-    scheduling.send(scheduling.TASK_FOR[operation], str(workspace.id), queue=queue)
-
-
 # --- 3. inventory -----------------------------------------------------------------------------------------
 
 
@@ -160,7 +157,14 @@ def _sweep_inventory(report: Report) -> None:
         logger.warning("reconciler: could not list what %s holds: %s", driver.name, exc.message)
         return
     for orphan in each_logged(orphans, lambda orphan: orphan["workspace_id"]):
-        if _destroy_orphan(driver, orphan):
+        try:
+            orphan_destroy(driver, orphan)
+        except DriverError as exc:
+            what = ", ".join(orphan["resources"])
+            logger.warning(
+                "reconciler: could not destroy %s of %s: %s", what, orphan["workspace_id"], exc.message
+            )
+        else:
             report.orphans_destroyed.append(orphan["workspace_id"])
     for item in each_logged(drift, lambda item: str(item["workspace"].id)):
         if services.workspace_fail(workspace=item["workspace"], message=item["why"]):
@@ -269,21 +273,66 @@ def _resource(held) -> str:
     return f"machine {held.machine_id} ({held.state})"
 
 
-def _destroy_orphan(driver, orphan: dict) -> bool:
-    """Destroy what the provider holds for an orphan's workspace id, saying so on its timeline."""
+def orphan_destroy(driver, orphan: dict, *, actor: Actor = SYSTEM) -> str:
+    """Destroy what the provider holds for an orphan (an item of ``inventory``'s orphans), keeping a
+    duplicate's own machine, and say so on its workspace's timeline (if there is a row) with
+    ``actor`` as who did it. Returns what was destroyed, in words. Raises ``DriverError``."""
     workspace_id, workspace, reason = orphan["workspace_id"], orphan["workspace"], orphan["reason"]
     what = ", ".join(orphan["resources"])
-    try:
-        driver.destroy(workspace_id, keep_machine_id=orphan.get("keep_machine_id"))
-    except DriverError as exc:
-        logger.warning("reconciler: could not destroy %s of %s: %s", what, workspace_id, exc.message)
-        return False
-    logger.info("reconciler: destroyed %s of workspace %s (%s)", what, workspace_id, reason)
+    driver.destroy(workspace_id, keep_machine_id=orphan.get("keep_machine_id"))
+    who = _who(actor)
+    logger.info("%s destroyed orphan %s of workspace %s (%s)", who, what, workspace_id, reason)
     if workspace is not None:
-        services.record_event(
-            workspace, kind=WorkspaceEvent.Kind.INFO, message=f"Reconciler: destroyed {what}: {reason}."
+        message = (
+            f"{who} destroyed orphan {what}: {reason}."
+            if actor.user
+            else f"{who}: destroyed {what}: {reason}."
         )
-    return True
+        services.record_event(workspace, kind=WorkspaceEvent.Kind.INFO, message=message, actor=actor)
+    return what
+
+
+def orphan_destroy_by_id(*, workspace_id: str, actor: Actor) -> str:
+    """An operator destroys the orphan held for ``workspace_id``: the provider is listed again, so
+    only what is an orphan now is destroyed (never what a live workspace owns). Returns what was
+    destroyed. Raises ``NotFound`` if the provider holds no orphan for it, ``DriverError`` if the
+    provider cannot be listed or the destroy fails."""
+    driver = get_driver()
+    orphans, _ = inventory(driver) if is_uuid(workspace_id) else ([], [])
+    orphan = next((o for o in orphans if o["workspace_id"] == workspace_id), None)
+    if orphan is None:
+        raise NotFound(
+            f"Nothing to destroy for {workspace_id}: the provider holds no orphan for it "
+            "(it is gone, or belongs to a live workspace)."
+        )
+    return orphan_destroy(driver, orphan, actor=actor)
+
+
+def drift_mark_error(*, workspace_id: str, actor: Actor) -> Workspace:
+    """An operator settles a drift: a ``running``/``stopped`` workspace whose machine is gone (or died)
+    goes to ``error`` saying why, as the sweep would do; Start then recovers it. Raises ``NotFound``
+    if it is not drifting now (the provider is listed again), ``InvalidState`` if it moved meanwhile,
+    ``DriverError`` if the provider cannot be listed."""
+    _, drift = inventory(get_driver()) if is_uuid(workspace_id) else ([], [])
+    item = next((d for d in drift if str(d["workspace"].id) == workspace_id), None)
+    if item is None:
+        raise NotFound(
+            f"Workspace {workspace_id} is not drifting (its machine is there, or it is no longer "
+            "running or stopped)."
+        )
+    workspace = item["workspace"]
+    by = f"operator {actor.user.email}" if actor.user is not None else "the reconciler"
+    message = f"{item['why']} (Marked error by {by}.)"
+    if not services.workspace_fail(workspace=workspace, message=message, actor=actor):
+        raise services.InvalidState(f"Workspace {workspace_id} changed meanwhile; look again.")
+    return workspace
+
+
+def _who(actor: Actor) -> str:
+    """Who acted, as the timeline says it: "Reconciler", or "Operator <email>"."""
+    if actor.user is not None:
+        return f"Operator {actor.user.email}"
+    return "Reconciler"
 
 
 def orphan_reason(workspace: Workspace | None) -> str | None:

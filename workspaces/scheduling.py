@@ -3,8 +3,9 @@
 Services decide *that* a workspace's work runs in the background (``workspaces.services``, the
 reconciler); this module knows *how*. It sends by name through the Celery app, so neither it nor
 the services import ``workspaces.tasks``: the tasks (thin adapters) import the services, and the
-imports point one way (tests/test_import_graph.py checks it). The names below are the tasks'
-registered names (``workspaces.tasks``); a test checks that each is registered.
+imports point one way (tests/test_import_graph.py checks it). The task names come from the table
+of operations (``workspaces.operations``, each entry's ``task``); a test checks that each is
+registered.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from __future__ import annotations
 from django.db import transaction
 
 from config.celery import app
+from workspaces import operations
 
-PROVISION = "workspaces.tasks.provision_workspace"
-STOP = "workspaces.tasks.stop_workspace"
-DESTROY = "workspaces.tasks.destroy_workspace"
 
-# What each operation's work is called, for the reconciler's "queue it again".
-TASK_FOR = {"provision": PROVISION, "stop": STOP, "destroy": DESTROY}
+def task_names() -> set[str]:
+    """The names of every operation's task: what a worker must have registered."""
+    return {op.task for op in operations.all_operations()}
 
 
 def send(task_name: str, workspace_id: str, *, queue: str | None = None) -> None:

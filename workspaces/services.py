@@ -23,11 +23,12 @@ from config.api.errors import ApiError, NotFound, ValidationFailed
 from projects.models import Project
 from projects.selectors import parse_uuid, projects_visible_to, require_role
 from workspaces import hardware as hw
-from workspaces import scheduling
+from workspaces import operations, scheduling
 from workspaces.agent_tokens import agent_token_for
 from workspaces.attempts import attempt
 from workspaces.drivers import DriverError, MachineSpec, get_driver
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
+from workspaces.operations import Operation
 from workspaces.quotas import quota_check
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def workspace_create(
         )
         _insert_with_event(workspace, event)
         # After commit: a worker must never look for a row that is not there yet.
-        scheduling.send_on_commit(scheduling.PROVISION, str(workspace.id), queue=provision_queue(workspace))
+        _queue_on_commit(operations.PROVISION, workspace)
     return workspace
 
 
@@ -163,24 +164,19 @@ def _insert_sql(obj) -> tuple[str, tuple]:
 
 # --- lifecycle operations (the API and the admin call these) ----------------------------------------
 
-# Which statuses each operation may start from. Stop is also how a user retries a failed stop.
-ALLOWED_FROM = {
-    "start": (S.STOPPED, S.ERROR),
-    "stop": (S.RUNNING, S.STOP_FAILED),
-}
-
 
 class InvalidState(ApiError):
     code = "invalid_state"
 
 
-def _require_state(workspace: Workspace, operation: str) -> None:
-    allowed = ALLOWED_FROM[operation]
+def _require_state(workspace: Workspace, operation: Operation) -> None:
+    """The statuses an operation may start from are its table entry's (workspaces/operations.py)."""
+    allowed = operation.allowed_from
     if workspace.status in allowed:
         return
     message = (
-        f"Cannot {operation} a workspace that is '{workspace.status}'; "
-        f"{operation} needs {' or '.join(repr(str(s)) for s in allowed)}."
+        f"Cannot {operation.name} a workspace that is '{workspace.status}'; "
+        f"{operation.name} needs {' or '.join(repr(str(s)) for s in allowed)}."
     )
     raise InvalidState(
         message,
@@ -198,13 +194,17 @@ def _require_state(workspace: Workspace, operation: str) -> None:
 def workspace_start(*, workspace: Workspace, actor: Actor) -> Workspace:
     """``stopped`` or ``error`` → ``starting``; a worker boots the machine (or re-creates one that a
     failed provisioning removed) and takes it to ``running``."""
-    _require_state(workspace, "start")
+    _require_state(workspace, operations.START)
     with transaction.atomic():
         if not _transition(
-            workspace, S.STARTING, actor, message="Start requested.", last_activity_at=timezone.now()
+            workspace,
+            operations.START.runs_in,
+            actor,
+            message="Start requested.",
+            last_activity_at=timezone.now(),
         ):
-            _refresh_and_refuse(workspace, "start")
-        scheduling.send_on_commit(scheduling.PROVISION, str(workspace.id), queue=provision_queue(workspace))
+            _refresh_and_refuse(workspace, operations.START)
+        _queue_on_commit(operations.START, workspace)
     return workspace
 
 
@@ -221,7 +221,7 @@ def workspace_stop(
     ``keep_active`` is still off, checked in the same UPDATE, so a heartbeat that lands after the
     idle workspaces were selected still saves this one.
     """
-    _require_state(workspace, "stop")
+    _require_state(workspace, operations.STOP)
     with transaction.atomic():
         guard = (
             {}
@@ -229,10 +229,15 @@ def workspace_stop(
             else {"last_activity_at__lt": only_if_idle_since, "keep_active": False}
         )
         if not _transition(
-            workspace, S.STOPPING, actor, message=reason, guard=guard, last_activity_at=timezone.now()
+            workspace,
+            operations.STOP.runs_in,
+            actor,
+            message=reason,
+            guard=guard,
+            last_activity_at=timezone.now(),
         ):
-            _refresh_and_refuse(workspace, "stop")
-        scheduling.send_on_commit(scheduling.STOP, str(workspace.id))
+            _refresh_and_refuse(workspace, operations.STOP)
+        _queue_on_commit(operations.STOP, workspace)
     return workspace
 
 
@@ -271,7 +276,7 @@ def workspace_delete(*, workspace: Workspace, actor: Actor) -> None:
             kind=WorkspaceEvent.Kind.INFO,
             message=f"Deleted while '{workspace.status}'; destroying its machine and volume.",
         )
-        scheduling.send_on_commit(scheduling.DESTROY, str(workspace.id))
+        _queue_on_commit(operations.DESTROY, workspace)
 
 
 def workspaces_delete_of_project(*, project: Project, actor: Actor) -> None:
@@ -298,7 +303,7 @@ def workspace_provision(*, workspace_id: str, task_id: str = "") -> None:
         return
     driver = get_driver(workspace.driver)
     try:
-        with attempt(workspace, "provision", task_id) as run:
+        with attempt(workspace, operations.PROVISION.label, task_id) as run:
             _provision(workspace, driver, run, task_id)
     except DriverError as exc:
         if exc.transient:
@@ -352,7 +357,7 @@ def workspace_run_stop(*, workspace_id: str, task_id: str = "") -> None:
         return
     driver = get_driver(workspace.driver)
     try:
-        with attempt(workspace, "stop", task_id) as run:
+        with attempt(workspace, operations.STOP.label, task_id) as run:
             if workspace.machine_id and driver.find(str(workspace.id)) is not None:
                 run.request_id = driver.stop(workspace.machine_id).request_id or ""
     except DriverError as exc:
@@ -382,7 +387,7 @@ def workspace_destroy(*, workspace_id: str, task_id: str = "") -> None:
     ).first()
     if workspace is None:
         return
-    with attempt(workspace, "destroy", task_id):
+    with attempt(workspace, operations.DESTROY.label, task_id):
         get_driver(workspace.driver).destroy(str(workspace.id))
     now = timezone.now()
     Workspace.objects.filter(pk=workspace.pk).update(destroyed_at=now, updated_at=now, private_ip=None)
@@ -454,6 +459,42 @@ def workspace_force_error(*, workspace: Workspace, actor: Actor, reason: str) ->
     return workspace
 
 
+class QueueUnavailable(ApiError):
+    status_code = 503
+    code = "queue_unavailable"
+    message = "The task queue cannot take the work now; try again."
+
+
+def workspace_requeue(*, workspace: Workspace, actor: Actor, reason: str) -> Operation:
+    """Queue again the work a workspace waits on: its status's operation (``creating``: provision,
+    ``stopping``: stop, ...), or its destroy once deleted. What the reconciler does for lost work and
+    an operator's "Queue its work again"; queuing twice is harmless (every task resumes from the
+    row). The message is sent now, and only then does the timeline say who queued what and why
+    (``reason``): a broker that cannot take it is a ``QueueUnavailable`` and records nothing.
+    Raises ``InvalidState`` if the workspace waits on no work. Returns the operation queued."""
+    operation = operations.pending(status=workspace.status, deleted=workspace.deleted_at is not None)
+    if operation is None or workspace.destroyed_at is not None:
+        state = "destroyed" if workspace.destroyed_at else workspace.status
+        transient = " or ".join(repr(s) for s in operations.transient_statuses())
+        raise InvalidState(
+            f"Cannot queue the work of a workspace that is '{state}' again: it waits on none "
+            f"(work runs while {transient}, or once deleted until destroyed)."
+        )
+    try:
+        scheduling.send(operation.task, str(workspace.id), queue=operation_queue(operation, workspace))
+    except Exception as exc:  # whatever the broker raises (down, restarting, refusing)
+        # Its text may name the broker's host (and credentials): logged, not shown.
+        logger.warning("requeue: the broker refused the %s of %s: %s", operation.label, workspace.id, exc)
+        raise QueueUnavailable(f"The task queue cannot take the {operation.label} now; try again.") from exc
+    record_event(
+        workspace,
+        kind=WorkspaceEvent.Kind.INFO,
+        message=f"{reason}; queued the {operation.label} again.",
+        actor=actor,
+    )
+    return operation
+
+
 def workspace_gave_up(*, workspace_id: str, message: str, task_id: str = "") -> None:
     """A task ran out of retries on transient provider errors: say so, in the state's failure."""
     workspace = Workspace.objects.filter(pk=workspace_id).first()
@@ -468,10 +509,14 @@ def workspace_gave_up(*, workspace_id: str, message: str, task_id: str = "") -> 
             message=f"Destroying failed. {message}",
             task_id=task_id,
         )
-    elif workspace.status in (S.CREATING, S.STARTING):
-        workspace_fail(workspace=workspace, message=message, task_id=task_id)
-    elif workspace.status == S.STOPPING:
+        return
+    operation = operations.running_in(workspace.status)  # where its work fails to: the table's entry
+    if operation is None:
+        return
+    if operation.fails_to == S.STOP_FAILED:
         workspace_stop_failed(workspace=workspace, message=message, task_id=task_id)
+    else:
+        workspace_fail(workspace=workspace, message=message, task_id=task_id)
 
 
 def _machine_spec(workspace: Workspace, *, first_attempt: bool = False) -> MachineSpec:
@@ -501,10 +546,10 @@ def _abandon(workspace: Workspace, driver, task_id: str) -> None:
         driver.destroy(str(workspace.id))
 
 
-def _refresh_and_refuse(workspace: Workspace, operation: str) -> None:
+def _refresh_and_refuse(workspace: Workspace, operation: Operation) -> None:
     workspace.refresh_from_db(fields=["status"])
     _require_state(workspace, operation)
-    raise InvalidState(f"The workspace changed while it was being {operation}ed; try again.")
+    raise InvalidState(f"The workspace changed during the {operation.name} request; try again.")
 
 
 # --- transitions and the timeline -------------------------------------------------------------------
@@ -560,6 +605,17 @@ def _update_if(workspace: Workspace, **fields: Any) -> bool:
     for name, value in fields.items():
         setattr(workspace, name, value)
     return True
+
+
+def _queue_on_commit(operation: Operation, workspace: Workspace) -> None:
+    """Queue ``operation``'s task for ``workspace`` once the transaction commits."""
+    scheduling.send_on_commit(operation.task, str(workspace.id), queue=operation_queue(operation, workspace))
+
+
+def operation_queue(operation: Operation, workspace: Workspace) -> str | None:
+    """The queue for ``operation``'s work on ``workspace``: the clone queue only for work that may
+    clone (``provision_queue``), else None (the default queue)."""
+    return provision_queue(workspace) if operation.may_clone else None
 
 
 def provision_queue(workspace: Workspace) -> str | None:

@@ -13,8 +13,9 @@ import random
 
 from celery import shared_task
 from django.conf import settings
+from django.utils.module_loading import import_string
 
-from workspaces import idle, reconciler, services
+from workspaces import idle, operations, reconciler, services
 from workspaces.attempts import StandDown
 from workspaces.drivers import DriverError
 
@@ -28,8 +29,10 @@ def backoff(retries: int) -> float:
     return random.uniform(0, cap)  # noqa: S311 (jitter, not a secret)
 
 
-def _run(task, service, workspace_id: str) -> None:
+def _run(task, operation: operations.Operation, workspace_id: str) -> None:
+    """Run ``operation``'s service (its table entry's ``service``) for the workspace."""
     task_id = task.request.id or ""
+    service = import_string(operation.service)
     try:
         service(workspace_id=workspace_id, task_id=task_id)
     except StandDown:
@@ -45,17 +48,17 @@ def _run(task, service, workspace_id: str) -> None:
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def provision_workspace(self, workspace_id: str) -> None:
     """Create (or start) a workspace's machine and take it to ``running``."""
-    _run(self, services.workspace_provision, workspace_id)
+    _run(self, operations.PROVISION, workspace_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def stop_workspace(self, workspace_id: str) -> None:
-    _run(self, services.workspace_run_stop, workspace_id)
+    _run(self, operations.STOP, workspace_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def destroy_workspace(self, workspace_id: str) -> None:
-    _run(self, services.workspace_destroy, workspace_id)
+    _run(self, operations.DESTROY, workspace_id)
 
 
 @shared_task

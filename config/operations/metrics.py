@@ -28,7 +28,8 @@ by IP over plain HTTP inside the cluster.
    * ``workspaces{status}``: gauge, live (not deleted) workspaces by status, every status present.
    * ``workspaces_pending_destroy``: gauge, deleted workspaces whose machine is not yet destroyed.
    * ``workspace_attempt_duration_seconds{operation, outcome}``: histogram of finished task runs
-     (workspaces/attempts.py, their outcome column): operation ``provision`` | ``stop`` | ``destroy``, outcome
+     (workspaces/attempts.py, their outcome column): operation, one of the labels of workspaces/operations.py
+     (``provision`` | ``stop`` | ``destroy``), outcome
      ``succeeded`` | ``retried`` (a transient provider error; it will run again) | ``failed``.
      Provisioning and stop durations are ``operation="provision"`` / ``"stop"``.
    * ``workspace_attempts_running{operation}``: gauge, runs started and not finished.
@@ -175,6 +176,7 @@ class DomainCollector:
         )
 
     def _attempts(self):
+        from workspaces import operations
         from workspaces.models import AttemptOutcome, WorkspaceEvent
 
         attempts = WorkspaceEvent.objects.filter(kind=WorkspaceEvent.Kind.ATTEMPT)
@@ -226,7 +228,8 @@ class DomainCollector:
                 sum_value=(row["total_ms"] or 0) / 1000,
             )
             per_operation.setdefault(row["operation"], {}).update({row["outcome"]: row["n"]})
-        for operation in sorted(set(per_operation) | {"provision", "stop", "destroy"}):
+        # Every operation's label (workspaces/operations.py) is present, at 0 if it never ran.
+        for operation in sorted(set(per_operation) | set(operations.labels())):
             outcomes = per_operation.get(operation, {})
             retries.add_metric([operation], outcomes.get("retried", 0))
             failures.add_metric([operation], outcomes.get("failed", 0))
@@ -236,7 +239,7 @@ class DomainCollector:
         gauge = GaugeMetricFamily(
             "workspace_attempts_running", "Task runs started and not finished.", labels=["operation"]
         )
-        for operation in sorted(set(running) | {"provision", "stop", "destroy"}):
+        for operation in sorted(set(running) | set(operations.labels())):
             gauge.add_metric([operation], running.get(operation, 0))
         yield gauge
 

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from config.api.openapi import OpenString
 from config.api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from workspaces import operations
 from workspaces.models import ActorKind, AttemptOutcome, Workspace, WorkspaceEvent, WorkspaceStatus
 
 
@@ -122,8 +123,14 @@ class EventActorSerializer(serializers.Serializer):
     )
 
 
+def _one_of(values: list[str]) -> str:
+    """``a``, ``b`` or ``c``: the values an enum-like text field may take, for its help text."""
+    quoted = [f"`{v}`" for v in values]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}." if len(quoted) > 1 else f"{quoted[0]}."
+
+
 class EventAttemptSerializer(serializers.Serializer):
-    operation = serializers.CharField(help_text="`provision`, `stop` or `destroy`.")
+    operation = serializers.CharField(help_text=_one_of(operations.labels()))
     number = serializers.IntegerField(
         min_value=1, help_text="1 for the first run of this operation on the workspace, 2 for the next."
     )
