@@ -1,6 +1,5 @@
 import ipaddress
 import logging
-import uuid
 from datetime import timedelta
 
 from django import forms
@@ -20,6 +19,7 @@ from django.utils.timesince import timesince
 
 from config.api.errors import ApiError
 from config.operations.admin import PermittedActionsMixin
+from config.values import parse_uuid
 from workspaces import reconciler, services
 from workspaces.drivers import DriverError, get_driver
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
@@ -239,10 +239,8 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
         """Also find a workspace by its exact id or private IP, which are not text columns."""
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
-        try:
-            results |= queryset.filter(pk=uuid.UUID(term))
-        except ValueError:
-            pass
+        if (pk := parse_uuid(term)) is not None:
+            results |= queryset.filter(pk=pk)
         try:
             results |= queryset.filter(private_ip=str(ipaddress.ip_address(term)))
         except ValueError:
@@ -501,7 +499,7 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
         back = HttpResponseRedirect(reverse("admin:workspaces_workspace_orphans"))
         driver = get_driver()
         workspace_id = request.POST.get("workspace_id", "")
-        if not reconciler.is_uuid(workspace_id):
+        if parse_uuid(workspace_id) is None:
             self.message_user(request, f"No such workspace id: {workspace_id!r}.", level=messages.ERROR)
             return back
         operator = self._operator(request)
@@ -513,7 +511,7 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
             )
             return back
         if action == "destroy":
-            orphan = next((o for o in orphans if o["workspace_id"] == workspace_id), None)
+            orphan = next((o for o in orphans if o.workspace_id == workspace_id), None)
             if orphan is None:
                 self.message_user(
                     request,
@@ -522,25 +520,25 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
                 )
                 return back
             try:
-                driver.destroy(workspace_id, keep_machine_id=orphan.get("keep_machine_id"))
+                driver.destroy(workspace_id, keep_machine_id=orphan.keep_machine_id)
             except DriverError as exc:
                 self.message_user(request, f"Destroying {workspace_id} failed: {exc.message}", messages.ERROR)
                 return back
-            what = ", ".join(orphan["resources"])
-            workspace = orphan["workspace"]
+            what = ", ".join(orphan.resources)
+            workspace = orphan.workspace
             logger.info("admin: %s destroyed orphan %s of %s", request.user.email, what, workspace_id)
             if workspace is not None:
                 services.record_event(
                     workspace,
                     kind=WorkspaceEvent.Kind.INFO,
-                    message=f"Operator {request.user.email} destroyed orphan {what}: {orphan['reason']}.",
+                    message=f"Operator {request.user.email} destroyed orphan {what}: {orphan.reason}.",
                     actor=operator,
                 )
                 self.log_change(request, workspace, f"Destroyed orphan {what}.")
             self.message_user(request, f"Destroyed {what} of workspace {workspace_id}.", messages.SUCCESS)
             return back
         if action == "adopt":
-            item = next((d for d in drift if str(d["workspace"].id) == workspace_id), None)
+            item = next((d for d in drift if str(d.workspace.id) == workspace_id), None)
             if item is None:
                 self.message_user(
                     request,
@@ -548,8 +546,8 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
                     level=messages.ERROR,
                 )
                 return back
-            workspace = item["workspace"]
-            message = f"{item['why']} (Marked error by operator {request.user.email}.)"
+            workspace = item.workspace
+            message = f"{item.why} (Marked error by operator {request.user.email}.)"
             if services.workspace_fail(workspace=workspace, message=message, actor=operator):
                 self.log_change(request, workspace, "Adopted a drift: marked error (machine gone).")
                 self.message_user(
