@@ -1,11 +1,10 @@
 """Reads for accounts, scoped to the caller in one place."""
 
-import uuid
-
 from django.db.models import QuerySet
 
 from accounts.models import ApiToken, User
 from config.api.errors import NotFound
+from config.values import parse_uuid
 
 
 def tokens_of(user: User) -> QuerySet[ApiToken]:
@@ -17,10 +16,9 @@ def tokens_of(user: User) -> QuerySet[ApiToken]:
 def token_get_for(*, user: User, token_id: str, for_update: bool = False) -> ApiToken:
     """One of the user's live tokens; anything else (another user's, revoked, not a UUID) is a 404.
     ``for_update`` locks its row for the rest of the transaction."""
-    try:
-        pk = uuid.UUID(str(token_id))
-    except ValueError:
-        raise NotFound("Token not found.") from None
+    pk = parse_uuid(token_id)
+    if pk is None:
+        raise NotFound("Token not found.")
     tokens = tokens_of(user).select_for_update() if for_update else tokens_of(user)
     token = tokens.filter(pk=pk).first()
     if token is None:

@@ -614,7 +614,7 @@ class Bench:
         from django.test.utils import CaptureQueriesContext
 
         from workspaces import reconciler
-        from workspaces.drivers import Machine
+        from workspaces.drivers import Machine, MachineState, Volume
         from workspaces.models import Workspace
 
         live = list(
@@ -630,12 +630,17 @@ class Bench:
 
             def __init__(self):
                 self.machines = [
-                    Machine(mid, str(pk), "started" if status == "running" else "stopped", volume_id=vid)
+                    Machine(
+                        mid,
+                        str(pk),
+                        MachineState.STARTED if status == "running" else MachineState.STOPPED,
+                        volume_id=vid,
+                    )
                     for pk, status, mid, vid in live
                     if str(pk) not in vanished
-                ] + [Machine(f"orphan{n}", str(pk), "started") for n, pk in enumerate(deleted)]
+                ] + [Machine(f"orphan{n}", str(pk), MachineState.STARTED) for n, pk in enumerate(deleted)]
                 self.volumes = [
-                    (m.volume_id or f"vol_o{n}", m.workspace_id) for n, m in enumerate(self.machines)
+                    Volume(m.volume_id or f"vol_o{n}", m.workspace_id) for n, m in enumerate(self.machines)
                 ]
                 self.destroyed = []
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from config.api.errors import Forbidden, NotFound
+from config.values import parse_uuid
 from projects.models import OWNER, Invitation, Membership, Project, Role
 
 # What each role may do, and how to say what it may not.
@@ -50,12 +51,12 @@ def project_ids_visible_to(user: User) -> QuerySet:
     return owned.union(shared)
 
 
-def parse_uuid(value: str, *, what: str) -> uuid.UUID:
+def uuid_or_404(value: str, *, what: str) -> uuid.UUID:
     """An id from a URL; anything that is not a UUID names nothing, so it is a 404."""
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"{what} not found.") from None
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise NotFound(f"{what} not found.")
+    return parsed
 
 
 def project_role(project: Project, user: User) -> str:
@@ -75,7 +76,7 @@ def project_get_for(
 ) -> Project:
     """The project, if the user may see it (else 404) and may do ``action`` in it (else 403)."""
     visible = locked(projects_visible_to(user), for_update)
-    project = visible.filter(pk=parse_uuid(project_id, what="Project")).first()
+    project = visible.filter(pk=uuid_or_404(project_id, what="Project")).first()
     if project is None:
         raise NotFound("Project not found.")
     require_role(project, user, action)
@@ -121,7 +122,7 @@ def project_members(project: Project) -> _OwnerThenMembers:
 
 def project_member_get(*, project: Project, user_id: str, for_update: bool = False) -> _Owner | Membership:
     """One of the project's people, as its members list shows them (the owner too); anyone else is a 404."""
-    pk = parse_uuid(user_id, what="Member")
+    pk = uuid_or_404(user_id, what="Member")
     if pk == project.owner_id:
         return _Owner(user=project.owner, created_at=project.created_at)
     memberships = locked(Membership.objects.select_related("user"), for_update)
@@ -155,7 +156,7 @@ def project_invitations(project: Project) -> QuerySet[Invitation]:
 
 def project_invitation_get(*, project: Project, invitation_id: str, for_update: bool = False) -> Invitation:
     invitations = locked(project_invitations(project), for_update)
-    invitation = invitations.filter(pk=parse_uuid(invitation_id, what="Invitation")).first()
+    invitation = invitations.filter(pk=uuid_or_404(invitation_id, what="Invitation")).first()
     if invitation is None:
         raise NotFound("Invitation not found.")
     return invitation
@@ -169,7 +170,7 @@ def invitations_for(user: User) -> QuerySet[Invitation]:
 
 def invitation_get_for(*, user: User, invitation_id: str) -> Invitation:
     """One of the user's own open invitations; anyone else's is a 404."""
-    invitation = invitations_for(user).filter(pk=parse_uuid(invitation_id, what="Invitation")).first()
+    invitation = invitations_for(user).filter(pk=uuid_or_404(invitation_id, what="Invitation")).first()
     if invitation is None:
         raise NotFound("Invitation not found.")
     return invitation

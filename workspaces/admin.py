@@ -1,6 +1,5 @@
 import ipaddress
 import logging
-import uuid
 from datetime import timedelta
 
 from django import forms
@@ -19,6 +18,7 @@ from django.utils.timesince import timesince
 
 from config.api.errors import ApiError
 from config.operations.admin import PermittedActionsMixin
+from config.values import parse_uuid
 from workspaces import operations, reconciler, services
 from workspaces.drivers import DriverError, get_driver
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent, WorkspaceStatus
@@ -240,10 +240,8 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
         """Also find a workspace by its exact id or private IP, which are not text columns."""
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
-        try:
-            results |= queryset.filter(pk=uuid.UUID(term))
-        except ValueError:
-            pass
+        if (pk := parse_uuid(term)) is not None:
+            results |= queryset.filter(pk=pk)
         try:
             results |= queryset.filter(private_ip=str(ipaddress.ip_address(term)))
         except ValueError:
@@ -505,7 +503,7 @@ class WorkspaceAdmin(PermittedActionsMixin, admin.ModelAdmin):
             raise PermissionDenied  # a view-only operator posts nothing here
         back = HttpResponseRedirect(reverse("admin:workspaces_workspace_orphans"))
         workspace_id = request.POST.get("workspace_id", "")
-        if not reconciler.is_uuid(workspace_id):
+        if parse_uuid(workspace_id) is None:
             self.message_user(request, f"No such workspace id: {workspace_id!r}.", level=messages.ERROR)
             return back
         operator = self._operator(request)

@@ -18,17 +18,10 @@ import uuid
 
 from django.conf import settings
 
+from config.values import parse_uuid
+
 PREFIX = "wsa_"
 _FORMAT = re.compile(rf"^{PREFIX}([0-9a-f]{{32}})_([0-9a-f]{{64}})$")
-
-
-def _as_uuid(workspace_id: uuid.UUID | str) -> uuid.UUID | None:
-    if isinstance(workspace_id, uuid.UUID):
-        return workspace_id
-    try:
-        return uuid.UUID(str(workspace_id))
-    except ValueError:
-        return None
 
 
 def _mac(workspace_id: uuid.UUID) -> str:
@@ -39,7 +32,7 @@ def _mac(workspace_id: uuid.UUID) -> str:
 
 def agent_token_for(workspace_id: uuid.UUID | str) -> str:
     """The agent token of one workspace. The same id always gives the same token."""
-    parsed = _as_uuid(workspace_id)
+    parsed = parse_uuid(workspace_id)
     if parsed is None:
         raise ValueError(f"{workspace_id!r} is not a workspace id (a UUID).")
     return f"{PREFIX}{parsed.hex}_{_mac(parsed)}"
@@ -50,13 +43,13 @@ def agent_token_workspace_id(token: str) -> uuid.UUID | None:
     match = _FORMAT.match(token)
     if match is None:
         return None
-    workspace_id = uuid.UUID(hex=match.group(1))
+    workspace_id = parse_uuid(match.group(1))
     return workspace_id if agent_token_matches(workspace_id, token) else None
 
 
 def agent_token_matches(workspace_id: uuid.UUID | str, token: str) -> bool:
     """Whether ``token`` is the agent token of ``workspace_id``, compared in constant time."""
-    parsed = _as_uuid(workspace_id)
+    parsed = parse_uuid(workspace_id)
     if parsed is None or not isinstance(token, str):
         return False
     return hmac.compare_digest(agent_token_for(parsed).encode(), token.encode())

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.operations.logs import each_logged
+from config.values import duration_text
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.services import SYSTEM, InvalidState, workspace_stop
 
@@ -41,12 +42,7 @@ def workspace_heartbeat(*, workspace_id: uuid.UUID) -> bool:
 
 def idle_reason(timeout_seconds: float) -> str:
     """What the timeline says about an idle stop."""
-    if timeout_seconds % 60 == 0:
-        minutes = int(timeout_seconds // 60)
-        amount = f"{minutes} minute{'' if minutes == 1 else 's'}"
-    else:
-        amount = f"{timeout_seconds:g} seconds"
-    return f"Stopped after {amount} without activity."
+    return f"Stopped after {duration_text(timeout_seconds)} without activity."
 
 
 def workspaces_stop_idle(*, now: datetime | None = None) -> int:

@@ -24,7 +24,6 @@ Every decision is an event on the workspace's timeline (actor: system), and a lo
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,9 +36,10 @@ from accounts.actors import SYSTEM, Actor
 from config.api.errors import NotFound
 from config.operations.logs import each_logged
 from config.operations.metrics import count_reconciler_pass
+from config.values import duration_text, parse_uuid
 from workspaces import operations, services
 from workspaces.attempts import attempt_abandon, last_attempt
-from workspaces.drivers import DriverError, get_driver
+from workspaces.drivers import DriverError, Machine, MachineState, Volume, get_driver
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,27 @@ class Report:
     orphans_destroyed: list[str] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
     skipped: bool = False
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """What the provider holds under a workspace id that no live workspace owns, or a live
+    workspace's duplicate machine or volume: the sweep destroys it; the admin's orphans page lists it."""
+
+    workspace_id: str
+    workspace: Workspace | None  # None: no such row
+    resources: list[str]  # in words, e.g. "machine m-1 (started)", "volume vol-1"
+    reason: str
+    # A duplicate's: the workspace's own machine, kept (with its volume) when the rest is destroyed.
+    keep_machine_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A live ``running`` or ``stopped`` workspace whose machine is gone or dead, and why we think so."""
+
+    workspace: Workspace
+    why: str
 
 
 def reconcile(*, now: datetime | None = None) -> Report:
@@ -88,7 +109,7 @@ def _time_out_stuck(now: datetime, report: Report) -> None:
         status = operation.runs_in
         stuck = Workspace.live.filter(status=status, status_changed_at__lt=now - timedelta(seconds=seconds))
         for workspace in each_logged(stuck.select_related("project")):
-            message = f"Timed out: still '{status}' after {_duration(seconds)}."
+            message = f"Timed out: still '{status}' after {duration_text(seconds)}."
             if operation.fails_to == S.STOP_FAILED:
                 moved = services.workspace_stop_failed(workspace=workspace, message=message)
             else:
@@ -139,7 +160,7 @@ def _why_stalled(
             return f"attempt {attempt.pk} never finished (its worker died)"
         return None
     if attempt is None or attempt.created_at < since:
-        return f"no worker took the {operation} within {_duration(quiet.total_seconds())}"
+        return f"no worker took the {operation} within {duration_text(quiet.total_seconds())}"
     ended = attempt.created_at + timedelta(milliseconds=attempt.duration_ms)
     if ended < now - quiet:
         return f"no retry followed the attempt that ended at {ended:%H:%M:%S} UTC"
@@ -156,34 +177,34 @@ def _sweep_inventory(report: Report) -> None:
     except DriverError as exc:
         logger.warning("reconciler: could not list what %s holds: %s", driver.name, exc.message)
         return
-    for orphan in each_logged(orphans, lambda orphan: orphan["workspace_id"]):
+    for orphan in each_logged(orphans, lambda orphan: orphan.workspace_id):
         try:
             orphan_destroy(driver, orphan)
         except DriverError as exc:
-            what = ", ".join(orphan["resources"])
+            what = ", ".join(orphan.resources)
             logger.warning(
-                "reconciler: could not destroy %s of %s: %s", what, orphan["workspace_id"], exc.message
+                "reconciler: could not destroy %s of %s: %s", what, orphan.workspace_id, exc.message
             )
         else:
-            report.orphans_destroyed.append(orphan["workspace_id"])
-    for item in each_logged(drift, lambda item: str(item["workspace"].id)):
-        if services.workspace_fail(workspace=item["workspace"], message=item["why"]):
-            report.vanished.append(str(item["workspace"].id))
+            report.orphans_destroyed.append(orphan.workspace_id)
+    for item in each_logged(drift, lambda item: str(item.workspace.id)):
+        if services.workspace_fail(workspace=item.workspace, message=item.why):
+            report.vanished.append(str(item.workspace.id))
 
 
-def inventory(driver) -> tuple[list[dict], list[dict]]:
+def inventory(driver) -> tuple[list[Orphan], list[Drift]]:
     """What the provider holds that no live workspace owns, and live ``running``/``stopped``
     workspaces of this driver whose machine is gone or dead: what the sweep acts on, and what the
     admin's orphans-and-drift page shows. Raises ``DriverError`` if the provider cannot be listed."""
     machines = driver.list_machines()
     volumes = driver.list_volumes()
-    held: dict[str, list] = {}  # workspace id -> its machines and (volume id, workspace id) pairs
-    states: dict[str, list[str]] = {}
+    held: dict[str, list[Machine | Volume]] = {}  # workspace id -> its machines and volumes
+    states: dict[str, list[MachineState]] = {}
     for machine in machines:
         held.setdefault(machine.workspace_id, []).append(machine)
         states.setdefault(machine.workspace_id, []).append(machine.state)
     for volume in volumes:
-        held.setdefault(volume[1] or "", []).append(volume)
+        held.setdefault(volume.workspace_id or "", []).append(volume)
     # A provider holds a machine for nearly every live workspace. One pass over the live rows' few
     # deciding columns (no list of ids sent, no whole rows loaded) finds the workspaces that own
     # what they hold and those whose machine drifted; whole rows (with their project and owner) are
@@ -191,7 +212,8 @@ def inventory(driver) -> tuple[list[dict], list[dict]]:
     # and loading every row as a model was nearly all of a pass's time (docs/benchmarks.md).
     owners: set[str] = set()
     whys: dict[str, str] = {}
-    duplicates: dict[str, tuple[str, list]] = {}  # workspace id -> (its machine, what else is held)
+    # workspace id -> (its machine, what else is held)
+    duplicates: dict[str, tuple[str, list[Machine | Volume]]] = {}
     live = (
         Workspace.live.order_by()
         .annotate(ran=ExpressionWrapper(Q(provisioned_at__isnull=False), output_field=BooleanField()))
@@ -209,13 +231,13 @@ def inventory(driver) -> tuple[list[dict], list[dict]]:
         seen = states.get(workspace_id, [])
         if not seen:
             whys[workspace_id] = f"Machine {machine_id} vanished at the provider."
-        elif status == S.RUNNING and all(s in ("stopped", "failed", "destroyed") for s in seen):
+        elif status == S.RUNNING and all(s in _DOWN for s in seen):
             whys[workspace_id] = (
                 f"Machine {machine_id} stopped unexpectedly (it is '{seen[0]}'); "
                 "start the workspace to boot it again."
             )
     # Ids that are not UUIDs are not ours (no workspace tag): the reconciler leaves them alone too.
-    suspects = sorted(wid for wid in held if wid not in owners and is_uuid(wid))
+    suspects = sorted(wid for wid in held if wid not in owners and parse_uuid(wid) is not None)
     rows = {
         str(w.pk): w
         for w in Workspace.objects.filter(pk__in=[*suspects, *whys, *duplicates]).select_related(
@@ -228,58 +250,63 @@ def inventory(driver) -> tuple[list[dict], list[dict]]:
         reason = orphan_reason(workspace)
         if reason is not None:
             orphans.append(
-                {
-                    "workspace_id": workspace_id,
-                    "workspace": workspace,
-                    "resources": [_resource(r) for r in held[workspace_id]],
-                    "reason": reason,
-                }
+                Orphan(
+                    workspace_id=workspace_id,
+                    workspace=workspace,
+                    resources=[_resource(r) for r in held[workspace_id]],
+                    reason=reason,
+                )
             )
     for workspace_id, (machine_id, extras) in sorted(duplicates.items()):
         if workspace_id in rows:
             orphans.append(
-                {
-                    "workspace_id": workspace_id,
-                    "workspace": rows[workspace_id],
-                    "resources": [_resource(r) for r in extras],
-                    "reason": f"a duplicate: the workspace runs on machine {machine_id}, which is kept",
-                    "keep_machine_id": machine_id,
-                }
+                Orphan(
+                    workspace_id=workspace_id,
+                    workspace=rows[workspace_id],
+                    resources=[_resource(r) for r in extras],
+                    reason=f"a duplicate: the workspace runs on machine {machine_id}, which is kept",
+                    keep_machine_id=machine_id,
+                )
             )
-    drift = [{"workspace": rows[pk], "why": why} for pk, why in whys.items() if pk in rows]
-    drift.sort(key=lambda item: (item["workspace"].created_at, str(item["workspace"].pk)))
+    drift = [Drift(workspace=rows[pk], why=why) for pk, why in whys.items() if pk in rows]
+    drift.sort(key=lambda item: (item.workspace.created_at, str(item.workspace.pk)))
     return orphans, drift
 
 
-def _duplicates(held: list, machine_id: str) -> list:
+# A running workspace whose every machine is in one of these has lost its machine.
+_DOWN = (MachineState.STOPPED, MachineState.FAILED, MachineState.DESTROYED)
+
+
+def _duplicates(held: list[Machine | Volume], machine_id: str) -> list[Machine | Volume]:
     """What the provider holds for a ``running`` or ``stopped`` workspace besides its own machine
     (``machine_id``) and the volume that machine mounts: a duplicated provisioning's leftovers, which
     adoption (docs/api.md, "The workspace lifecycle") should have made impossible but a provider can
     still end up with (an answer lost after the provider acted, a hand-made machine). Nothing, if the
     workspace's own machine is not among them (that is drift), or if its volume is unknown (volumes
     are then left alone: the data might be the workspace's)."""
-    kept = next((h for h in held if not isinstance(h, tuple) and h.machine_id == machine_id), None)
+    machines = [h for h in held if isinstance(h, Machine)]
+    kept = next((m for m in machines if m.machine_id == machine_id), None)
     if kept is None:
         return []
-    machines = [h for h in held if not isinstance(h, tuple) and h.machine_id != machine_id]
-    volumes = [h for h in held if isinstance(h, tuple) and kept.volume_id and h[0] != kept.volume_id]
-    return [*machines, *volumes]
+    others = [m for m in machines if m.machine_id != machine_id]
+    volumes = [h for h in held if isinstance(h, Volume) and kept.volume_id and h.volume_id != kept.volume_id]
+    return [*others, *volumes]
 
 
-def _resource(held) -> str:
-    """A machine or a (volume id, workspace id) pair, in words for the timeline and the admin."""
-    if isinstance(held, tuple):
-        return f"volume {held[0]}"
+def _resource(held: Machine | Volume) -> str:
+    """A machine or a volume, in words for the timeline and the admin."""
+    if isinstance(held, Volume):
+        return f"volume {held.volume_id}"
     return f"machine {held.machine_id} ({held.state})"
 
 
-def orphan_destroy(driver, orphan: dict, *, actor: Actor = SYSTEM) -> str:
+def orphan_destroy(driver, orphan: Orphan, *, actor: Actor = SYSTEM) -> str:
     """Destroy what the provider holds for an orphan (an item of ``inventory``'s orphans), keeping a
     duplicate's own machine, and say so on its workspace's timeline (if there is a row) with
     ``actor`` as who did it. Returns what was destroyed, in words. Raises ``DriverError``."""
-    workspace_id, workspace, reason = orphan["workspace_id"], orphan["workspace"], orphan["reason"]
-    what = ", ".join(orphan["resources"])
-    driver.destroy(workspace_id, keep_machine_id=orphan.get("keep_machine_id"))
+    workspace_id, workspace, reason = orphan.workspace_id, orphan.workspace, orphan.reason
+    what = ", ".join(orphan.resources)
+    driver.destroy(workspace_id, keep_machine_id=orphan.keep_machine_id)
     who = _who(actor)
     logger.info("%s destroyed orphan %s of workspace %s (%s)", who, what, workspace_id, reason)
     if workspace is not None:
@@ -298,8 +325,8 @@ def orphan_destroy_by_id(*, workspace_id: str, actor: Actor) -> str:
     destroyed. Raises ``NotFound`` if the provider holds no orphan for it, ``DriverError`` if the
     provider cannot be listed or the destroy fails."""
     driver = get_driver()
-    orphans, _ = inventory(driver) if is_uuid(workspace_id) else ([], [])
-    orphan = next((o for o in orphans if o["workspace_id"] == workspace_id), None)
+    orphans, _ = inventory(driver) if parse_uuid(workspace_id) is not None else ([], [])
+    orphan = next((o for o in orphans if o.workspace_id == workspace_id), None)
     if orphan is None:
         raise NotFound(
             f"Nothing to destroy for {workspace_id}: the provider holds no orphan for it "
@@ -313,16 +340,16 @@ def drift_mark_error(*, workspace_id: str, actor: Actor) -> Workspace:
     goes to ``error`` saying why, as the sweep would do; Start then recovers it. Raises ``NotFound``
     if it is not drifting now (the provider is listed again), ``InvalidState`` if it moved meanwhile,
     ``DriverError`` if the provider cannot be listed."""
-    _, drift = inventory(get_driver()) if is_uuid(workspace_id) else ([], [])
-    item = next((d for d in drift if str(d["workspace"].id) == workspace_id), None)
+    _, drift = inventory(get_driver()) if parse_uuid(workspace_id) is not None else ([], [])
+    item = next((d for d in drift if str(d.workspace.id) == workspace_id), None)
     if item is None:
         raise NotFound(
             f"Workspace {workspace_id} is not drifting (its machine is there, or it is no longer "
             "running or stopped)."
         )
-    workspace = item["workspace"]
+    workspace = item.workspace
     by = f"operator {actor.user.email}" if actor.user is not None else "the reconciler"
-    message = f"{item['why']} (Marked error by {by}.)"
+    message = f"{item.why} (Marked error by {by}.)"
     if not services.workspace_fail(workspace=workspace, message=message, actor=actor):
         raise services.InvalidState(f"Workspace {workspace_id} changed meanwhile; look again.")
     return workspace
@@ -345,18 +372,3 @@ def orphan_reason(workspace: Workspace | None) -> str | None:
     if workspace.status == S.ERROR and workspace.provisioned_at is None:
         return "its workspace failed before it ever ran, so it must hold nothing"
     return None
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 60 and seconds % 60 == 0:
-        minutes = int(seconds // 60)
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    return f"{seconds:g} seconds"

@@ -1,13 +1,12 @@
 """Reads for workspaces, scoped to what the caller may see in one place."""
 
-import uuid
-
 from django.db.models import QuerySet
 
 from accounts.models import User
 from config.api.errors import NotFound, ValidationFailed
+from config.values import parse_uuid
 from projects.models import Project
-from projects.selectors import parse_uuid, project_ids_visible_to, require_role
+from projects.selectors import project_ids_visible_to, require_role, uuid_or_404
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
 
 
@@ -34,9 +33,10 @@ def workspace_list(
             )
         workspaces = workspaces.filter(status=status)
     if project_id is not None:
-        try:
-            workspaces = workspaces.filter(project_id=uuid.UUID(project_id))
-        except ValueError:
+        parsed = parse_uuid(project_id)
+        if parsed is not None:
+            workspaces = workspaces.filter(project_id=parsed)
+        else:
             problems.append(
                 {
                     "field": "project_id",
@@ -62,7 +62,7 @@ def workspace_get_for(
     workspaces = workspaces_visible_to(user).select_related("project")
     if for_update:
         workspaces = workspaces.select_for_update(of=("self",))
-    workspace = workspaces.filter(pk=parse_uuid(workspace_id, what="Workspace")).first()
+    workspace = workspaces.filter(pk=uuid_or_404(workspace_id, what="Workspace")).first()
     if workspace is None:
         raise NotFound("Workspace not found.")
     if action != "view":

@@ -8,25 +8,26 @@ says who or what moved a workspace.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from accounts.actors import SYSTEM, Actor
 from accounts.models import User
 from accounts.services import user_settings_get
-from config.api.errors import ApiError, NotFound, ValidationFailed
+from config.api.errors import ApiError, ValidationFailed
 from projects.models import Project
-from projects.selectors import parse_uuid, projects_visible_to, require_role
+from projects.selectors import project_get_for
 from workspaces import hardware as hw
 from workspaces import operations, scheduling
 from workspaces.agent_tokens import agent_token_for
 from workspaces.attempts import attempt
-from workspaces.drivers import DriverError, MachineSpec, get_driver
+from workspaces.drivers import DriverError, MachineSpec, MachineState, get_driver
 from workspaces.models import Workspace, WorkspaceEvent, WorkspaceStatus
 from workspaces.operations import Operation
 from workspaces.quotas import quota_check
@@ -55,111 +56,63 @@ def workspace_plan(*, user: User, hardware: dict[str, Any] | None) -> hw.Hardwar
     return resolved
 
 
-def workspace_create_project_lock(*, user: User, project_id: str) -> Project:
-    """For ``POST /projects/{id}/workspaces``: the project as ``project_get_for`` checks it (404 if
-    the user may not see it, 403 if they may not create in it), read with the two row locks that
-    ``workspace_create`` needs, in the same statement. Call it inside the transaction that then calls
-    ``workspace_create(..., locked=True)``: a create costs one round trip less."""
-    project = (
-        _with_user_lock(projects_visible_to(user).select_for_update(), user)
-        .filter(pk=parse_uuid(project_id, what="Project"))
-        .first()
-    )
-    if project is None:
-        raise NotFound("Project not found.")
-    require_role(project, user, "create_workspace")
-    return project
+@dataclass(frozen=True)
+class CreateLock:
+    """The locks a create needs, taken by ``workspace_create_lock`` in the caller's transaction, and
+    what they found: the project the user may create in. Only ``workspace_create_lock`` makes one."""
+
+    user: User
+    project: Project
+
+
+def workspace_create_lock(*, user: User, project_id: str) -> CreateLock:
+    """Step one of every create, inside the caller's ``transaction.atomic()``: lock the user's row,
+    then read the project as every view reads it (404 if the user may not see it, 403 if they may not
+    create in it) with its row locked. Then ``workspace_create`` in the same transaction. Two steps,
+    so that the API refuses an inaccessible project before it reads the request's body.
+
+    The user's row: one create per user at a time past this line, so two concurrent creates cannot
+    both squeeze into the last slot of a quota (PostgreSQL row locks; SQLite serializes writers).
+    Only creates lock a user's row, so taking it first cannot deadlock. The project's: a concurrent
+    project delete holds it, and once that commits the project is no longer live (not found)."""
+    _require_transaction("workspace_create_lock")
+    User.objects.select_for_update().filter(pk=user.pk).exists()
+    project = project_get_for(user=user, project_id=project_id, action="create_workspace", for_update=True)
+    return CreateLock(user=user, project=project)
 
 
 def workspace_create(
-    *,
-    project: Project,
-    user: User,
-    hardware: dict[str, Any] | None,
-    keep_active: bool,
-    actor: Actor,
-    locked: bool = False,
+    *, lock: CreateLock, hardware: dict[str, Any] | None, keep_active: bool, actor: Actor
 ) -> Workspace:
-    """A new workspace in ``creating``; provisioning is queued once the row is committed.
-    ``locked``: the caller's transaction already holds the locks (``workspace_create_project_lock``)."""
+    """A new workspace in ``creating``, in the transaction that took ``lock``; provisioning is queued
+    once that transaction commits. What it raises must roll that transaction back (nothing half-made)."""
+    _require_transaction("workspace_create")
+    user, project = lock.user, lock.project
     resolved = workspace_hardware_resolve(user=user, requested=hardware)
-    # Locked: part of the caller's transaction, whose failure rolls it all back (no savepoint to pay).
-    with transaction.atomic(savepoint=not locked):
-        # One statement locks two rows. The user's: one create per user at a time past this line,
-        # so two concurrent creates cannot both squeeze into the last slot of a quota (PostgreSQL
-        # row locks; SQLite serializes writers). The project's, which must still be live: a
-        # concurrent project delete holds that row's lock.
-        if not locked and not _lock_user_and_live_project(user, project):
-            raise NotFound("Project not found.")
-        quota_check(user=user, adding=resolved)
-        workspace = Workspace(
-            project=project,
-            created_by=user,
-            keep_active=keep_active,
-            driver=get_driver().name,
-            **resolved.as_dict(),
-        )
-        event = _event(
-            workspace,
-            actor,
-            kind=WorkspaceEvent.Kind.STATUS,
-            to_status=S.CREATING,
-            message="Workspace created; provisioning queued.",
-        )
-        _insert_with_event(workspace, event)
-        # After commit: a worker must never look for a row that is not there yet.
-        _queue_on_commit(operations.PROVISION, workspace)
+    quota_check(user=user, adding=resolved)
+    workspace = Workspace.objects.create(
+        project=project,
+        created_by=user,
+        keep_active=keep_active,
+        driver=get_driver().name,
+        **resolved.as_dict(),
+    )
+    _record(
+        workspace,
+        actor,
+        kind=WorkspaceEvent.Kind.STATUS,
+        to_status=S.CREATING,
+        message="Workspace created; provisioning queued.",
+    )
+    # After commit: a worker must never look for a row that is not there yet.
+    _queue_on_commit(operations.PROVISION, workspace)
     return workspace
 
 
-def _lock_user_and_live_project(user: User, project: Project) -> bool:
-    """Lock the user's row and the project's (if it is still live) with one ``SELECT ... FOR UPDATE``
-    over both tables; False if the project was deleted. A create is on every user's hot path, so each
-    round trip counts (docs/benchmarks.md)."""
-    locked = Project.objects.select_for_update().filter(pk=project.pk, deleted_at__isnull=True)
-    return _with_user_lock(locked, user).exists()
-
-
-def _with_user_lock(projects: QuerySet[Project], user: User) -> QuerySet[Project]:
-    """``projects`` joined with the user's row, so that its ``FOR UPDATE`` (which, with no ``OF``,
-    locks a row of every table in FROM) locks the user's row too."""
-    table = User._meta.db_table
-    user_id = User._meta.pk.get_db_prep_value(user.pk, connection)
-    where = f"{connection.ops.quote_name(table)}.{connection.ops.quote_name(User._meta.pk.column)} = %s"
-    return projects.extra(tables=[table], where=[where], params=[user_id])  # noqa: S610 (no user input)
-
-
-def _insert_with_event(workspace: Workspace, event: WorkspaceEvent) -> None:
-    """Insert a new workspace and its first event. On PostgreSQL in one statement (the workspace's
-    INSERT in a WITH clause), so a create costs one round trip less; elsewhere, two INSERTs. The
-    event's foreign key is deferred to the commit, as all of Django's are on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        workspace.save(force_insert=True)
-        event.save(force_insert=True)
-        return
-    workspace_sql, workspace_params = _insert_sql(workspace)
-    event_sql, event_params = _insert_sql(event)
-    pk = connection.ops.quote_name(WorkspaceEvent._meta.pk.column)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH new_workspace AS ({workspace_sql}) {event_sql} RETURNING {pk}",
-            [*workspace_params, *event_params],
-        )
-        event.pk = cursor.fetchone()[0]
-    for obj in (workspace, event):
-        obj._state.adding = False
-        obj._state.db = connection.alias
-
-
-def _insert_sql(obj) -> tuple[str, tuple]:
-    """The INSERT that ``obj.save()`` would send (defaults and ``auto_now`` values included)."""
-    from django.db.models.sql import InsertQuery
-
-    fields = [f for f in obj._meta.local_concrete_fields if not (f.primary_key and f.db_returning)]
-    query = InsertQuery(type(obj))
-    query.insert_values(fields, [obj])
-    ((sql, params),) = query.get_compiler(connection=connection).as_sql()
-    return sql, params
+def _require_transaction(name: str) -> None:
+    # Outside a transaction each statement commits alone: the locks would be gone at once.
+    if not transaction.get_connection().in_atomic_block:
+        raise TransactionManagementError(f"{name} must run inside transaction.atomic().")
 
 
 # --- lifecycle operations (the API and the admin call these) ----------------------------------------
@@ -315,7 +268,7 @@ def _provision(workspace: Workspace, driver, run, task_id: str) -> None:
     machine = driver.find(str(workspace.id))
     if machine is None:
         machine = driver.create(_machine_spec(workspace, first_attempt=run.number == 1))
-    elif machine.state in ("stopped", "failed"):
+    elif machine.state in (MachineState.STOPPED, MachineState.FAILED):
         machine = driver.start(machine.machine_id)
     run.request_id = machine.request_id or run.request_id
     if workspace.status == S.CREATING:

@@ -38,7 +38,6 @@ from projects.models import Project
 from projects.selectors import (
     invitation_get_for,
     invitations_for,
-    parse_uuid,
     project_get_for,
     project_invitation_get,
     project_invitations,
@@ -46,6 +45,7 @@ from projects.selectors import (
     project_members,
     projects_visible_to,
     require_role,
+    uuid_or_404,
 )
 
 PROJECT_ID = uuid_path_parameter("id", "Project ID (UUID).")
@@ -230,7 +230,7 @@ class ProjectMemberViewSet(RetrieveResource, UpdateResource, DestroyResource, Re
         project = project_get_for(user=self.request.user, project_id=self.kwargs["id"])
         member_id = self.kwargs.get("user_id")
         # Anyone in the project may leave it: removing someone else needs the owner's role.
-        if self.action == "destroy" and parse_uuid(member_id, what="Member") != self.request.user.pk:
+        if self.action == "destroy" and uuid_or_404(member_id, what="Member") != self.request.user.pk:
             require_role(project, self.request.user, "manage_project")
         elif self.action in self.role_needed:
             require_role(project, self.request.user, self.role_needed[self.action])

@@ -4,10 +4,13 @@ import re
 import uuid
 
 import pytest
+from django.db.models.signals import post_save
+from django.db.transaction import TransactionManagementError
 
 from accounts.services import user_settings_get
 from projects.models import Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from workspaces import services
 from workspaces.models import Workspace, WorkspaceEvent
 
 pytestmark = pytest.mark.django_db
@@ -279,3 +282,29 @@ def test_a_viewer_may_watch_a_workspace(api, api_for, project):
     created = api.post(url(project)).json()
     viewer = MembershipFactory(project=project, role=Role.VIEWER).user
     assert api_for(viewer).get(f"/workspaces/{created['id']}").json()["id"] == created["id"]
+
+
+# --- the create is made of ordinary model saves ----------------------------------------------------
+
+
+def test_a_create_sends_the_model_signals_of_the_workspace_and_its_event(api, project):
+    saved = []
+
+    def receiver(sender, instance, created, **kwargs):
+        saved.append((sender, created))
+
+    post_save.connect(receiver, sender=Workspace)
+    post_save.connect(receiver, sender=WorkspaceEvent)
+    try:
+        assert api.post(url(project)).status_code == 201
+    finally:
+        post_save.disconnect(receiver, sender=Workspace)
+        post_save.disconnect(receiver, sender=WorkspaceEvent)
+    assert saved == [(Workspace, True), (WorkspaceEvent, True)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_create_service_refuses_to_run_outside_a_transaction(user, project):
+    # Its locks would be released statement by statement: the quota race would be open again.
+    with pytest.raises(TransactionManagementError):
+        services.workspace_create_lock(user=user, project_id=str(project.id))

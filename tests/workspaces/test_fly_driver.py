@@ -21,7 +21,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from tests.fakes.fly import DEFAULT_RATE_LIMITS, VOLUME_NAME, FakeFly
-from workspaces.drivers.base import DriverError, MachineSpec
+from workspaces.drivers.base import DriverError, MachineSpec, MachineState, Volume
 from workspaces.drivers.fly import MANAGED_BY, FlyDriver, volume_name, workspace_of_volume
 from workspaces.hardware import Hardware
 
@@ -313,7 +313,7 @@ def test_destroy_removes_a_volume_left_without_a_machine(fake, driver):
     fake.set_faults(error_5xx_rate=1.0, actions=["create_machine"])
     with pytest.raises(DriverError):
         driver.create(spec(workspace_id))
-    assert driver.list_volumes() == [(live(fake)[1][0]["id"], workspace_id)]
+    assert driver.list_volumes() == [Volume(volume_id=live(fake)[1][0]["id"], workspace_id=workspace_id)]
     fake.reset_faults()
     driver.destroy(workspace_id)
     assert live(fake) == ([], [])
@@ -353,7 +353,8 @@ def test_list_machines_and_volumes_show_ours(fake, driver):
 
     machines = driver.list_machines()
     assert sorted(m.workspace_id for m in machines) == sorted(ours)
-    volumes = dict(driver.list_volumes())
+    assert all(isinstance(m.state, MachineState) for m in machines)
+    volumes = {v.volume_id: v.workspace_id for v in driver.list_volumes()}
     assert sorted(w for w in volumes.values() if w) == sorted([*ours, orphan])
     assert volumes[foreign["id"]] is None
 

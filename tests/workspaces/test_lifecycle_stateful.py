@@ -14,6 +14,7 @@ duplicates and losses; the driver is the real local one.
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import (
@@ -76,9 +77,11 @@ class Lifecycle(RuleBasedStateMachine):
     def create(self):
         self.count += 1
         hardware = {"cpus": 1, "memory_mb": 256, "volume_size_gb": 1}
-        workspace = services.workspace_create(
-            project=self.project, user=self.user, hardware=hardware, keep_active=False, actor=self.actor
-        )
+        with transaction.atomic():
+            lock = services.workspace_create_lock(user=self.user, project_id=str(self.project.id))
+            workspace = services.workspace_create(
+                lock=lock, hardware=hardware, keep_active=False, actor=self.actor
+            )
         return str(workspace.id)
 
     @rule(workspace_id=workspaces)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from workspaces.drivers.base import DriverError, MachineSpec
+from workspaces.drivers.base import DriverError, MachineSpec, MachineState
 from workspaces.drivers.local import PROJECT_ROOT, LocalDriver
 from workspaces.drivers.local_agent import volume_fingerprint
 from workspaces.hardware import Hardware
@@ -378,7 +378,7 @@ def test_a_machine_whose_process_died_reads_as_failed(driver):
     os.killpg(pid, signal.SIGKILL)
     wait_until(lambda: not is_running(pid), "the agent to die")
 
-    assert driver.find("ws-crash").state == "failed"
+    assert driver.find("ws-crash").state is MachineState.FAILED
     assert driver.start(machine.machine_id).state == "starting"  # a crashed machine can be booted again
     assert driver.wait_started(machine.machine_id, timeout=DEADLINE).state == "started"
 

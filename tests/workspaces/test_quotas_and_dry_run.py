@@ -1,12 +1,15 @@
 """Quotas (403 quota_exceeded), the race on the last slot, and ?dry_run=true."""
 
 import threading
+import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
+from django.utils import timezone
 
 from accounts.models import UserQuota
+from projects.models import Project
 from tests.conftest import Api
 from tests.factories import ProjectFactory, make_token
 from workspaces.models import Workspace
@@ -204,3 +207,37 @@ def test_a_plan_starts_nothing_so_only_the_general_limit_counts_it(api, project)
         assert api.post(f"/projects/{project.id}/workspaces").status_code == 429
     finally:
         cache.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: SQLite serializes writers instead")
+def test_a_create_that_meets_a_project_delete_waits_for_it_and_is_then_a_404(user, tasks_not_sent):
+    project = ProjectFactory(owner=user)
+    token = make_token(user)
+    results = []
+
+    def attempt():
+        try:
+            results.append(Api(token).post(f"/projects/{project.id}/workspaces", {}).status_code)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=attempt)
+    # The delete's transaction holds the project's row lock (as project_delete does) while the
+    # create arrives; the create must wait for it, then find the project gone.
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        thread.start()
+        deadline = time.monotonic() + 10
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                if cursor.fetchone()[0] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+        assert not results, "the create did not wait for the project's lock"
+        Project.objects.filter(pk=project.pk).update(deleted_at=timezone.now())
+    thread.join()
+    assert results == [404]
+    assert not Workspace.objects.exists()
+    assert tasks_not_sent == []

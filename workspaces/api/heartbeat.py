@@ -1,7 +1,5 @@
 """``POST /workspaces/{id}/heartbeat``: a workspace's machine says it is in use (idle auto-stop)."""
 
-import uuid
-
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -11,15 +9,9 @@ from accounts.authentication import InvalidToken
 from config.api.errors import NotFound
 from config.api.openapi import error_responses, uuid_path_parameter
 from config.api.serializers import StrictSerializer
+from config.values import parse_uuid
 from workspaces.api.agent_auth import AgentTokenAuthentication, WorkspaceAgentOnly
 from workspaces.idle import workspace_heartbeat
-
-
-def _as_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 class HeartbeatInputSerializer(StrictSerializer):
@@ -67,7 +59,7 @@ class WorkspaceHeartbeatView(APIView):
         # 401 before anything else, and without a query: a token for another workspace, or for
         # no workspace (a path that is not a UUID), is answered exactly like a forged one.
         workspace_id = request.auth.workspace_id
-        if _as_uuid(id) != workspace_id:
+        if parse_uuid(id) != workspace_id:
             raise InvalidToken("The agent token is not valid.")
         HeartbeatInputSerializer(data=request.data).is_valid(raise_exception=True)
         if not workspace_heartbeat(workspace_id=workspace_id):

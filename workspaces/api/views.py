@@ -243,17 +243,15 @@ class ProjectWorkspaceViewSet(viewsets.ViewSet):
     def create(self, request, id):
         if parse_dry_run(request):
             return self.plan(request, id)
-        # One transaction: the project's access check also takes the create's locks (one round trip).
+        # One transaction: the access check takes the create's locks, before the body is read.
         with transaction.atomic():
-            project = services.workspace_create_project_lock(user=request.user, project_id=id)
+            lock = services.workspace_create_lock(user=request.user, project_id=id)
             data = validated(WorkspaceCreateInputSerializer, request)
             workspace = services.workspace_create(
-                project=project,
-                user=request.user,
+                lock=lock,
                 hardware=data.get("hardware"),
                 keep_active=data["keep_active"],
                 actor=Actor.for_request(request),
-                locked=True,
             )
         return Response(
             WorkspaceSerializer(workspace).data,

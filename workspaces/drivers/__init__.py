@@ -8,14 +8,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .base import Driver, DriverError, Machine, MachineSpec
+from .base import Driver, DriverError, Machine, MachineSpec, MachineState, Volume
 
 DRIVERS = {
     "local": "workspaces.drivers.local.LocalDriver",
     "fly": "workspaces.drivers.fly.FlyDriver",
 }
 
-__all__ = ["Driver", "DriverError", "Machine", "MachineSpec", "get_driver"]
+__all__ = ["Driver", "DriverError", "Machine", "MachineSpec", "MachineState", "Volume", "get_driver"]
 
 
 @cache

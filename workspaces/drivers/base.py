@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Self
 
 from projects.redaction import redact_credentials
 from workspaces.hardware import Hardware, Problem
@@ -30,19 +32,40 @@ class MachineSpec:
     first_attempt: bool = False
 
 
+class MachineState(StrEnum):
+    """What a machine is doing, in our words; each driver maps its provider's states onto these.
+    A ``str``, so ``machine.state == "started"`` holds too."""
+
+    CREATED = "created"  # accepted, not booting yet
+    STARTING = "starting"
+    STARTED = "started"  # up and reachable
+    STOPPED = "stopped"  # its volume is kept
+    FAILED = "failed"  # it crashed or never came up; ``start`` may revive it
+    DESTROYED = "destroyed"
+
+
 @dataclass(frozen=True)
 class Machine:
     """A provider's machine as the driver sees it now."""
 
     machine_id: str
     workspace_id: str
-    state: str  # "created", "starting", "started", "stopped", "failed", "destroyed"
+    state: MachineState
     private_ip: str | None = None
     volume_id: str | None = None
     git_ref: str | None = None
     # The provider's id for the request that produced this answer (Fly's ``fly-request-id``), so
     # that an operator can quote it to the provider. None where the provider has no such thing.
     request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A provider's volume, where volumes can outlive machines (``Driver.list_volumes``)."""
+
+    volume_id: str
+    # Its workspace's id, or None if the volume is not ours (no workspace tag).
+    workspace_id: str | None
 
 
 class DriverError(Exception):
@@ -69,6 +92,13 @@ class Driver(ABC):
     # driver), rather than inside the machine (Fly's image clones at boot). Such provisioning runs go
     # to WORKSPACE_CLONE_QUEUE, so that a hanging repository cannot hold the other workers' slots.
     clones_on_host: bool = False
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Any) -> Self:
+        """The driver configured from Django's settings (``get_driver`` builds drivers so). A
+        required setting that is missing raises ``ImproperlyConfigured`` naming every such setting,
+        so a misconfigured deployment fails at its first use with a message an operator can act on."""
 
     def check_hardware(self, hardware: Hardware) -> list[Problem]:
         """What this provider cannot offer, found before anything is created (e.g. a GPU)."""
@@ -107,7 +137,7 @@ class Driver(ABC):
     def list_machines(self) -> list[Machine]:
         """Every machine this driver manages: its inventory, for reconciliation."""
 
-    def list_volumes(self) -> list[tuple[str, str | None]]:
-        """Every volume, as (volume id, its workspace's id or None if it is not ours), where volumes
-        can outlive machines. The local driver's volumes live and die with its machines: none."""
+    def list_volumes(self) -> list[Volume]:
+        """Every volume, where volumes can outlive machines. The local driver's volumes live and die
+        with its machines: none."""
         return []

@@ -52,9 +52,10 @@ from urllib.parse import quote
 
 import httpx
 
+from config.values import parse_uuid
 from workspaces.hardware import Hardware, Problem
 
-from .base import Driver, DriverError, Machine, MachineSpec
+from .base import Driver, DriverError, Machine, MachineSpec, MachineState, Volume
 
 logger = logging.getLogger(__name__)
 
@@ -67,21 +68,21 @@ MAX_WAIT_SECONDS = 60  # what Fly's wait endpoint accepts
 
 # Fly's machine states (fly.io/docs/machines/machine-states/) as ours.
 _STATES = {
-    "created": "created",
-    "creating": "created",
-    "starting": "starting",
-    "restarting": "starting",
-    "updating": "starting",
-    "replacing": "starting",
-    "started": "started",
-    "stopping": "stopped",
-    "stopped": "stopped",
-    "suspending": "stopped",
-    "suspended": "stopped",
-    "failed": "failed",
-    "launch_failed": "failed",
-    "destroying": "destroyed",
-    "destroyed": "destroyed",
+    "created": MachineState.CREATED,
+    "creating": MachineState.CREATED,
+    "starting": MachineState.STARTING,
+    "restarting": MachineState.STARTING,
+    "updating": MachineState.STARTING,
+    "replacing": MachineState.STARTING,
+    "started": MachineState.STARTED,
+    "stopping": MachineState.STOPPED,
+    "stopped": MachineState.STOPPED,
+    "suspending": MachineState.STOPPED,
+    "suspended": MachineState.STOPPED,
+    "failed": MachineState.FAILED,
+    "launch_failed": MachineState.FAILED,
+    "destroying": MachineState.DESTROYED,
+    "destroyed": MachineState.DESTROYED,
 }
 _GONE = ("destroying", "destroyed")
 _VOLUME_GONE = (
@@ -258,12 +259,12 @@ class FlyDriver(Driver):
             if _metadata(machine).get("managed_by") == MANAGED_BY and machine.get("state") not in _GONE
         ]
 
-    def list_volumes(self) -> list[tuple[str, str | None]]:
-        """Every live volume of the app, as (volume id, the workspace it belongs to or None if it is
-        not one of ours), so that volumes left without a machine can be found and cleaned up."""
+    def list_volumes(self) -> list[Volume]:
+        """Every live volume of the app (ours or not), so that volumes left without a machine can be
+        found and cleaned up."""
         answer = self._call("GET", "/volumes", what="list the workspace volumes")
         return [
-            (volume["id"], workspace_of_volume(volume.get("name", "")))
+            Volume(volume_id=volume["id"], workspace_id=workspace_of_volume(volume.get("name", "")))
             for volume in _volumes(answer.data)
             if volume.get("state") not in _VOLUME_GONE
         ]
@@ -324,7 +325,7 @@ class FlyDriver(Driver):
                     raise DriverError(
                         "The workspace machine stopped while it was starting.", request_id=answer.request_id
                     )
-                if _STATES.get(state) in ("failed", "destroyed"):
+                if _STATES.get(state) in (MachineState.FAILED, MachineState.DESTROYED):
                     raise DriverError(
                         f"The workspace machine could not start: Fly reports it {state}.",
                         request_id=answer.request_id,
@@ -701,7 +702,7 @@ class FlyDriver(Driver):
         return Machine(
             machine_id=machine["id"],
             workspace_id=_metadata(machine).get("workspace_id", ""),
-            state=_STATES.get(machine.get("state") or "", "starting"),
+            state=_STATES.get(machine.get("state") or "", MachineState.STARTING),
             private_ip=machine.get("private_ip") or None,
             volume_id=(mounts[0].get("volume") if mounts else None) or None,
             request_id=request_id,
@@ -710,10 +711,10 @@ class FlyDriver(Driver):
     @staticmethod
     def _check_id(workspace_id: str) -> str:
         # Names and the volume's encoding are built from it: it must be a UUID, as our ids are.
-        try:
-            return str(uuid.UUID(workspace_id))
-        except (TypeError, ValueError, AttributeError):
-            raise DriverError(f"{workspace_id!r} is not a usable workspace id for the fly driver.") from None
+        parsed = parse_uuid(workspace_id)
+        if parsed is None:
+            raise DriverError(f"{workspace_id!r} is not a usable workspace id for the fly driver.")
+        return str(parsed)
 
 
 def _log_call(method: str, path: str, status: int | None, request_id: str | None, error: str = "") -> None:

@@ -60,7 +60,7 @@ from projects.redaction import redact_credentials as redact
 from projects.validators import repo_location
 from workspaces.hardware import Hardware, Problem
 
-from .base import Driver, DriverError, Machine, MachineSpec
+from .base import Driver, DriverError, Machine, MachineSpec, MachineState
 
 logger = logging.getLogger(__name__)
 
@@ -523,7 +523,7 @@ class LocalDriver(Driver):
         return Machine(
             machine_id=record["machine_id"],
             workspace_id=record["workspace_id"],
-            state=state,
+            state=MachineState(state),
             private_ip=record["private_ip"],
             volume_id=record["volume_id"],
             git_ref=record.get("git_ref"),
