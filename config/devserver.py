@@ -1,11 +1,12 @@
 """`make run`: the whole system on the embedded default, in one command.
 
-Migrates the database, makes a demo user with a fresh API token and a demo project (whose repository
+Migrates the database, makes a demo user with an API token (both kept across runs) and a demo project (whose repository
 is a small local git repository, so that cloning works with no network), starts the web server, a
 Celery worker and a Celery worker for the clone queue, and prints how to call the API. Ctrl-C stops them. Workspaces are real detached
 processes, like machines at a provider: they keep running after Ctrl-C.
 """
 
+import json
 import os
 import secrets
 import shutil
@@ -97,24 +98,53 @@ def main() -> int:
 
 
 def _demo(settings):
-    """The demo user (an operator too, so the admin can be tried), a new token, and a project."""
-    from accounts.models import User
+    """The demo user (an operator too, so the admin can be tried), its token, and a project.
+
+    The password and the token are made once and kept in var/demo-credentials.json (0600), so that
+    what the last run printed still works and each run does not add a token: a stored one is reused
+    while it still logs in / authenticates (a token revoked meanwhile, or a password changed in the
+    admin, is replaced, and the file rewritten)."""
+    from accounts import tokens
+    from accounts.models import ApiToken, User
     from accounts.services import api_token_create, user_create
     from projects.models import Project
     from projects.services import project_create
 
+    path = settings.VAR_DIR / "demo-credentials.json"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        stored = {}
     user = User.objects.filter(email=DEMO_EMAIL).first() or user_create(email=DEMO_EMAIL, display_name="Demo")
-    password = secrets.token_urlsafe(12)
-    user.set_password(password)
-    user.is_staff = user.is_superuser = True
+    password = stored.get("password")
+    if not password or not user.check_password(password):
+        password = secrets.token_urlsafe(12)
+        user.set_password(password)
+    user.is_staff = user.is_superuser = user.is_active = True
     user.save()
-    token = api_token_create(user=user, name="make run").secret
+    token = stored.get("token")
+    key = tokens.parse_key(token) if token else None
+    row = ApiToken.objects.filter(key=key, user=user).first() if key else None
+    if row is None or not row.is_usable or not tokens.matches(token, row.digest):
+        token = api_token_create(user=user, name="make run").secret
+    if stored != {"password": password, "token": token}:
+        _write_private(path, {"password": password, "token": token})
     project = Project.objects.filter(owner=user, name="demo").first()
     if project is None:
         project = project_create(
             owner=user, name="demo", description="Made by make run", repo_url=_demo_repository(settings)
         )
     return token, password, project
+
+
+def _write_private(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON readable by this user only (0600 from the start, replaced atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        json.dump(data, file)
+    os.replace(tmp, path)
 
 
 def _demo_repository(settings) -> str | None:
