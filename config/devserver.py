@@ -55,11 +55,19 @@ def main() -> int:
     token, password, project = _demo(settings)
 
     python = sys.executable
+    worker_env = dict(os.environ)
+    if os.geteuid() == 0:
+        # Celery warns on every start that it runs as root. On a developer's own machine (often a
+        # container where everything is root) that is how it is meant to run; the machines it
+        # starts never run as root here either way, so the warning only hides real ones. Only
+        # this warning, only in make run's workers: a deployment's workers still print it.
+        worker_env["PYTHONWARNINGS"] = "ignore:You're running the worker with superuser privileges"
     # --beat: the worker also runs the periodic tasks (idle auto-stop); one process, fine for one host.
     worker = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
         [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2"]
         + ["--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
         cwd=ROOT,
+        env=worker_env,
     )
     # The clone worker: provisioning runs that clone a repository have their own queue and slots
     # (WORKSPACE_CLONE_QUEUE), so a repository that hangs never holds the worker above.
@@ -67,33 +75,51 @@ def main() -> int:
         [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2"]
         + ["-Q", settings.WORKSPACE_CLONE_QUEUE, "-n", "clones@%h"],
         cwd=ROOT,
+        env=worker_env,
     )
     web = subprocess.Popen(  # noqa: S603
         [python, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT
     )
-    children = [web, worker, clone_worker]
+    children = {"the web server": web, "the worker": worker, "the clone worker": clone_worker}
+    asked_to_stop = []
 
     def stop(*_):
-        for child in children:
+        for child in children.values():
             if child.poll() is None:
                 child.terminate()
 
+    def interrupted(*_):
+        # Ctrl-C reaches the children too (one process group): they stop themselves, and we wait.
+        asked_to_stop.append(True)
+
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, interrupted)
+    status = 0
     try:
         if not _wait_for_port(HOST, PORT, web):
             print("The web server did not start; see the messages above.")
             stop()
             return 1
         _print_instructions(settings, token, password, project)
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        print("A process stopped; stopping the rest.")
-    except KeyboardInterrupt:
-        pass
+        while not asked_to_stop and all(child.poll() is None for child in children.values()):
+            time.sleep(0.2)
+        if not asked_to_stop:
+            name, child = next((name, child) for name, child in children.items() if child.poll() is not None)
+            print(f"{name.capitalize()} exited (status {child.returncode}); stopping the rest.", flush=True)
+            status = 1
+        else:
+            print("\nStopping the web server and the workers...", flush=True)
     finally:
         stop()
-        for child in children:
+        for child in children.values():
             child.wait(timeout=20)
+    if status == 0:
+        print(
+            "Stopped. Workspace machines keep running: `.venv/bin/python manage.py machines list` shows "
+            "them, `machines stop --all` stops them.",
+            flush=True,
+        )
+    return status
     return 0
 
 
@@ -190,7 +216,8 @@ def _print_instructions(settings, token, password, project):
  Then its process answers on its private_ip:  curl http://PRIVATE_IP:{settings.LOCAL_DRIVER_AGENT_PORT}/health
 
  API docs: {base}/docs     Admin: {base}/admin/  ({DEMO_EMAIL} / {password})
- Ctrl-C stops web and workers; workspace processes keep running, like machines.
+ Ctrl-C stops web and workers; workspace processes keep running, like machines
+ (`.venv/bin/python manage.py machines list` shows them, `machines stop --all` stops them).
 ================================================================================
 """,
         flush=True,
