@@ -6,14 +6,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from workspaces.drivers.base import DriverError
-from workspaces.drivers.local import LocalDriver
+from workspaces.drivers.local import PROJECT_ROOT, LocalDriver
 
 from .test_local_driver import DEADLINE, agent_pids, health, is_running, record, spec, wait_until
 
@@ -109,3 +112,41 @@ def test_the_command_refuses_what_it_cannot_mean(two):
         machines("stop", "--root", str(first.root))
     with pytest.raises(CommandError, match="No machine of this installation for: ws-nope"):
         machines("destroy", "ws-nope", "--root", str(first.root))
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_clean_stops_its_own_machines_and_only_those(two, tmp_path):
+    """`make clean` in a checkout whose var/ holds a running machine, beside another checkout's."""
+    checkout = tmp_path / "checkout"
+    (checkout / "var").mkdir(parents=True)
+    (checkout / "manage.py").symlink_to(PROJECT_ROOT / "manage.py")  # runs this project's code
+    ours = LocalDriver(root=checkout / "var" / "local-machines", port=PORT)
+    theirs = two[1]
+    ours.wait_started(ours.create(spec("ws-same")).machine_id, timeout=DEADLINE)
+    theirs.wait_started(theirs.create(spec("ws-same")).machine_id, timeout=DEADLINE)
+    their_pid = record(theirs, "ws-same")["pid"]
+    assert agent_pids(ours.root)
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "LOCAL_DRIVER_ROOT")}
+    env["VAR_DIR"] = str(checkout / "var")
+    # VENV: a folder of the checkout's own (make clean removes it); BIN: the interpreter to use.
+    try:
+        result = subprocess.run(  # noqa: S603, S607 (make, with our own Makefile)
+            ["make", "-s", "-f", str(PROJECT_ROOT / "Makefile"), "clean"]
+            + [f"VENV={checkout / 'venv'}", f"BIN={Path(sys.executable).parent}"],
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        left = agent_pids(ours.root)
+        for pid in left:  # only if make clean failed to stop them
+            os.killpg(pid, signal.SIGKILL)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stopped ws-same" in result.stdout
+    assert left == []
+    assert not (checkout / "var").exists()
+    assert is_running(their_pid)
