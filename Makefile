@@ -56,5 +56,13 @@ format: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi.yaml
 
+## make clean: stop this checkout's workspace machines (by its own records, never another checkout's),
+## then remove var/ and the venv. Without a usable venv the machines cannot be asked: say so, go on.
 clean:
+	@if [ -x $(BIN)/python ]; then \
+	  DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.development} \
+	    $(BIN)/python manage.py machines stop --all || echo "Some machines could not be stopped (see above)."; \
+	elif [ -d var/local-machines/machines ]; then \
+	  echo "No $(BIN)/python: this checkout's workspace machines (if any run) were not stopped."; \
+	fi
 	rm -rf var/ $(VENV)

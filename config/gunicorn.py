@@ -12,12 +12,15 @@ No access log: ``config.operations.middleware.RequestIdMiddleware`` writes one s
 
 Metrics: gunicorn runs several processes, so ``prometheus_client`` runs in multiprocess mode: each
 process writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder
-unless set; on Kubernetes, point it at an ``emptyDir``), the folder is emptied when gunicorn starts,
-and a process that exits is marked dead so its gauges disappear (config/operations/metrics.py).
+unless set, removed again when gunicorn exits; on Kubernetes, point it at an ``emptyDir``), the folder
+is emptied when gunicorn starts, and a process that exits is marked dead so its gauges disappear
+(config/operations/metrics.py).
 """
 
+import atexit
 import multiprocessing
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,9 +30,20 @@ from config.operations.logs import logging_config
 # Requests gunicorn refuses itself (414, 431, a malformed request line) answer in our error format.
 gunicorn_errors.install()
 
+
+def _remove_own_folder(folder: str, arbiter_pid: int) -> None:
+    # At the arbiter's exit only: a worker (a fork, which runs atexit handlers too when it exits)
+    # must not remove the folder its siblings still write to.
+    if os.getpid() == arbiter_pid:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Set here, in the arbiter, before any worker imports prometheus_client: the workers inherit it.
+    # A folder we made is ours to remove when gunicorn exits (however it exits: a refused start
+    # never reaches gunicorn's on_exit), so that no start leaves one behind in the temp folder.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-multiproc-")
+    atexit.register(_remove_own_folder, os.environ["PROMETHEUS_MULTIPROC_DIR"], os.getpid())
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))

@@ -6,6 +6,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularJSONAPIView, Sp
 
 from config.api.errors import not_found_view, server_error_view
 
+# The admin's "View site": this site's front page is the API's docs (``/`` is a JSON 404).
+admin.site.site_url = "/docs"
+
 urlpatterns = [
     path("", include("projects.api.urls")),
     path("", include("workspaces.api.urls")),

@@ -35,3 +35,6 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+    # A folder has no host: without this, kombu fills in "localhost" and warns "No hostname was
+    # supplied" on every start of every process that connects.
+    default_connection_params = {"port": 0, "hostname": None}

@@ -138,6 +138,8 @@ def logging_config(*, fmt: str, level: str) -> dict:
         "loggers": {
             # Django's request warnings ("Not Found: /x") duplicate our one line per request.
             "django.request": {"level": "ERROR"},
+            # runserver's own access line ("GET /x HTTP/1.1" 200) duplicates it too (make run).
+            "django.server": {"level": "CRITICAL", "propagate": True},
             # One line per HTTP call to Fly comes from the fly driver, with Fly's request id.
             "httpx": {"level": "WARNING"},
         },

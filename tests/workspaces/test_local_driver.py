@@ -29,7 +29,7 @@ from workspaces.drivers.local_agent import volume_fingerprint
 from workspaces.hardware import Hardware
 
 # Ports of this test run's own (LOCAL_DRIVER_AGENT_PORT is set per run): concurrent runs on one host
-# would otherwise meet on 127.1.0.1.
+# would otherwise meet on an address.
 PORT = int(os.environ.get("LOCAL_DRIVER_AGENT_PORT", "18080")) + 2
 ALL_SCHEMES = ("https", "http", "ssh", "git", "file")
 DEADLINE = 30.0  # generous: only ever an upper bound on polling, never an assertion about speed
@@ -151,7 +151,7 @@ def test_create_and_wait_started_runs_a_machine_with_the_cloned_repository(drive
 
     assert started.state == "started"
     assert started.machine_id == created.machine_id
-    assert started.private_ip == "127.1.0.1"
+    assert started.private_ip == driver.first_address
     assert started.git_ref == repo["main"]
     answer = health(started.private_ip)
     assert answer["status"] == "ok"
@@ -160,7 +160,7 @@ def test_create_and_wait_started_runs_a_machine_with_the_cloned_repository(drive
     assert (driver.root / "volumes" / "ws-one" / "repo" / "README.md").read_text() == "hello\n"
     saved = record(driver, "ws-one")
     assert saved["state"] == "started"
-    assert saved["private_ip"] == "127.1.0.1"
+    assert saved["private_ip"] == driver.first_address
     assert saved["port"] == PORT
     assert saved["hardware"] == HARDWARE.as_dict()
     assert is_running(saved["pid"])
@@ -192,7 +192,7 @@ def test_two_workspaces_get_different_loopback_addresses(driver):
 
     assert first.private_ip != second.private_ip
     for machine in (first, second):
-        assert machine.private_ip.startswith("127.1.")
+        assert machine.private_ip.rsplit(".", 1)[0] == driver.first_address.rsplit(".", 1)[0]
         assert health(machine.private_ip)["workspace_id"] == machine.workspace_id
 
 
@@ -258,21 +258,21 @@ def test_a_clone_that_hangs_times_out(root):
 
 
 def test_an_agent_that_cannot_bind_fails_wait_started_with_its_log(driver):
-    # The first machine of a fresh root gets 127.1.0.1: take its port first.
+    # The first machine of a fresh root gets its installation's first address: take its port first.
     with socket.socket() as squatter:
         # SO_REUSEADDR: earlier tests' connections may linger in TIME_WAIT. Two listeners still clash.
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.1.0.1", PORT))
+        squatter.bind((driver.first_address, PORT))
         squatter.listen()
         machine = driver.create(spec("ws-nobind"))
-        assert machine.private_ip == "127.1.0.1"
+        assert machine.private_ip == driver.first_address
 
         with pytest.raises(DriverError) as failure:
             driver.wait_started(machine.machine_id, timeout=DEADLINE)
 
     assert not failure.value.transient
     assert failure.value.message.startswith("The workspace process exited during start-up: ")
-    assert f"cannot listen on 127.1.0.1:{PORT}: Address already in use" in failure.value.message
+    assert f"cannot listen on {driver.first_address}:{PORT}: Address already in use" in failure.value.message
     assert driver.find("ws-nobind").state == "failed"
 
     driver.destroy("ws-nobind")
@@ -291,7 +291,9 @@ def test_wait_started_gives_up_after_its_timeout(driver):
     finally:
         os.killpg(pid, signal.SIGCONT)
 
-    assert f"did not answer on http://127.1.0.1:{PORT}/health within 0.5 s" in failure.value.message
+    assert (
+        f"did not answer on http://{driver.first_address}:{PORT}/health within 0.5 s" in failure.value.message
+    )
 
 
 def test_unknown_machines_and_unusable_ids_are_driver_errors(driver):

@@ -1,8 +1,8 @@
 """The local driver: the embedded default, where each workspace machine is a process on this host.
 
 A machine is a ``local_agent`` process with its own volume directory and its own loopback address
-(127.1.0.1 and upwards: on Linux the whole of 127.0.0.0/8 reaches ``lo``, so every machine can
-listen on the same port, as Fly machines do on their private addresses). Layout under ``root``::
+(on Linux the whole of 127.0.0.0/8 reaches ``lo``, so every machine can listen on the same port, as
+Fly machines do on their private addresses). Layout under ``root``::
 
     .lock                           the allocation lock (see below)
     locks/<workspace_id>.lock       one workspace's operation lock
@@ -27,12 +27,19 @@ Design:
   itself to ``min(cpus, available)`` CPUs, and what it applied is recorded under "limits".
   ``cpu_kind`` has no meaning here; ``volume_size_gb`` is recorded but not enforced (a directory
   has no quota); GPUs are refused by ``check_hardware``.
+* One installation per root. Two checkouts on one host must never answer for each other: the
+  installation id is a digest of the root's path; each root's addresses start at a /24 of
+  127.1.0.0–127.254.255.255 chosen by that digest (so two checkouts do not even meet on an
+  address, as a rule), and the id is in every agent's argv and ``/health`` answer, which the
+  driver checks before it trusts a pid or a probe. ``manage.py machines`` lists, stops and
+  destroys one root's machines by these records, never by a process-name pattern.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import http.client
 import ipaddress
 import json
@@ -68,8 +75,10 @@ AGENT_MODULE = "workspaces.drivers.local_agent"
 # Where ``python -m workspaces.drivers.local_agent`` resolves, whatever the caller's cwd.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-FIRST_ADDRESS = int(ipaddress.IPv4Address("127.1.0.1"))
-LAST_ADDRESS = int(ipaddress.IPv4Address("127.255.255.254"))
+# The /24 blocks an installation's addresses may come from: 127.1.0.0/24 to 127.254.255.0/24.
+FIRST_BLOCK = 1 << 8
+BLOCK_COUNT = 254 << 8
+HOSTS_PER_BLOCK = 254  # .1 to .254
 
 LAUNCH_TIMEOUT_SECONDS = 15.0  # the agent's own launcher gives up after 10
 STOP_GRACE_SECONDS = 5.0
@@ -85,10 +94,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _address(index: int) -> str:
-    # Index n is the n-th usable address from 127.1.0.1, skipping .0 and .255 in the last octet.
-    block, host = divmod(index, 254)
-    return str(ipaddress.IPv4Address(FIRST_ADDRESS - 1 + block * 256 + host + 1))
+def _address(first_block: int, index: int) -> str:
+    """The index-th usable address from the start of ``first_block`` (skipping .0 and .255 in the
+    last octet), wrapping round within the 127.1-127.254 blocks."""
+    block, host = divmod(index, HOSTS_PER_BLOCK)
+    block = FIRST_BLOCK + (first_block - FIRST_BLOCK + block) % BLOCK_COUNT
+    return str(ipaddress.IPv4Address((127 << 24) | (block << 8) | (host + 1)))
+
+
+def installation_id(root: str | Path) -> str:
+    """This installation's id: a digest of its driver root's absolute path (one root, one checkout)."""
+    return hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
 
 
 class LocalDriver(Driver):
@@ -106,6 +122,9 @@ class LocalDriver(Driver):
         allowed_schemes: tuple[str, ...] | list[str] = ("https", "http", "ssh", "git"),
     ):
         self.root = Path(root)
+        self.installation = installation_id(self.root)
+        # The /24 this installation's first machines get; the next blocks follow if it fills up.
+        self.first_block = FIRST_BLOCK + int(self.installation, 16) % BLOCK_COUNT
         self.port = int(port)
         self.start_timeout = float(start_timeout)
         self.clone_timeout = float(clone_timeout)
@@ -137,6 +156,11 @@ class LocalDriver(Driver):
                 )
             ]
         return []
+
+    @property
+    def first_address(self) -> str:
+        """The address this installation's first machine gets (on a fresh root)."""
+        return _address(self.first_block, 0)
 
     def find(self, workspace_id: str) -> Machine | None:
         record = self._read(self._check_id(workspace_id))
@@ -418,6 +442,8 @@ class LocalDriver(Driver):
             str(hardware["cpus"]),
             "--pid-file",
             str(pid_file),
+            "--installation",
+            self.installation,  # in argv too: another checkout's agent is never taken for ours
         ]
         # A machine gets a clean environment (not the control plane's, which holds its secrets),
         # then the workspace's own variables, then what the agent itself needs.
@@ -454,7 +480,7 @@ class LocalDriver(Driver):
         workspace_id = record["workspace_id"]
         candidates = [record.get("pid"), _read_pid(self._machine_dir(workspace_id) / "agent.pid")]
         for pid in candidates:
-            if pid and _is_agent(pid, workspace_id):
+            if pid and _is_agent(pid, workspace_id, self.installation):
                 return pid
         return None
 
@@ -472,13 +498,14 @@ class LocalDriver(Driver):
                 else:
                     os.kill(pid, sig)
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _is_agent(pid, workspace_id):
+            while time.monotonic() < deadline and _is_agent(pid, workspace_id, self.installation):
                 time.sleep(POLL_SECONDS)
         if self._live_pid(record):
             raise DriverError("The workspace process could not be stopped.", transient=True)
 
     def _probe(self, opener: urllib.request.OpenerDirector, record: dict[str, Any]) -> dict[str, Any] | None:
-        """The machine's /health answer if it gives 200 and is this workspace's, else None."""
+        """The machine's /health answer if it gives 200 and is this workspace's of this installation,
+        else None."""
         url = f"http://{record['private_ip']}:{record['port']}/health"
         try:
             with opener.open(url, timeout=PROBE_TIMEOUT_SECONDS) as response:
@@ -487,8 +514,13 @@ class LocalDriver(Driver):
                 health = json.loads(response.read())
         except (OSError, ValueError, http.client.HTTPException):
             return None
-        # Someone else on this address (the agent will then fail to bind, which we will see).
-        return health if health.get("workspace_id") == record["workspace_id"] else None
+        # Someone else on this address, another checkout's machine included (the agent will then fail
+        # to bind, which we will see).
+        ours = (
+            health.get("workspace_id") == record["workspace_id"]
+            and health.get("installation") == self.installation
+        )
+        return health if ours else None
 
     def _mark_started(self, record: dict[str, Any], health: dict[str, Any]) -> Machine:
         workspace_id = record["workspace_id"]
@@ -581,11 +613,11 @@ class LocalDriver(Driver):
     def _free_address(self, taken: set[str]) -> str:
         index = 0
         while True:
-            ip = _address(index)
-            if int(ipaddress.IPv4Address(ip)) > LAST_ADDRESS:
+            if index >= BLOCK_COUNT * HOSTS_PER_BLOCK:
                 raise DriverError(
                     "The local driver has no loopback address left for another machine.", transient=True
                 )
+            ip = _address(self.first_block, index)
             if ip not in taken:
                 return ip
             index += 1
@@ -686,17 +718,20 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _is_agent(pid: int, workspace_id: str) -> bool:
-    """Whether ``pid`` is a running agent of this workspace. A reused pid, or a zombie (whose
-    cmdline is empty), is not."""
+def _is_agent(pid: int, workspace_id: str, installation: str) -> bool:
+    """Whether ``pid`` is a running agent of this workspace of this installation. A reused pid, a
+    zombie (whose cmdline is empty), or another checkout's agent of the same id, is not."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
     if AGENT_MODULE.encode() not in argv:
         return False
-    ours = workspace_id.encode()
-    return any(arg == b"--workspace-id" and value == ours for arg, value in zip(argv, argv[1:], strict=False))
+    pairs = list(zip(argv, argv[1:], strict=False))
+    return (b"--workspace-id", workspace_id.encode()) in pairs and (
+        b"--installation",
+        installation.encode(),
+    ) in pairs
 
 
 # git's failures, told in a few fixed words: the remote's own text (an HTTP server's banner, Redis's

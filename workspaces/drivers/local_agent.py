@@ -88,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-mb", required=True, type=int)
     parser.add_argument("--cpus", required=True, type=int)
     parser.add_argument("--pid-file", required=True, type=Path)
+    parser.add_argument(
+        "--installation", default="", help="the control plane's installation id, told in /health"
+    )
     return parser.parse_args(argv)
 
 
@@ -308,12 +311,14 @@ class AgentServer(ThreadingHTTPServer):
         address: tuple[str, int],
         *,
         workspace_id: str,
+        installation: str = "",
         volume: Path,
         limits: dict[str, Any],
         heartbeat: Heartbeat | None = None,
     ):
         super().__init__(address, HealthHandler)
         self.workspace_id = workspace_id
+        self.installation = installation
         self.volume = volume
         self.limits = limits
         self.heartbeat = heartbeat
@@ -327,6 +332,7 @@ class AgentServer(ThreadingHTTPServer):
         return {
             "status": "ok",
             "workspace_id": self.workspace_id,
+            "installation": self.installation,
             "git_ref": read_git_ref(self.volume / "repo"),
             "uptime_seconds": round(time.monotonic() - self.started, 3),
             "limits": self.limits,
@@ -355,6 +361,7 @@ def serve(args: argparse.Namespace) -> int:
         server = AgentServer(
             (args.bind, args.port),
             workspace_id=args.workspace_id,
+            installation=args.installation,
             volume=args.volume,
             limits=limits,
             heartbeat=heartbeat,
