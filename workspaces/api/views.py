@@ -93,6 +93,8 @@ EXAMPLE_EVENTS = {
             "message": "Provision attempt 1 succeeded.",
             "attempt": {
                 "operation": "provision",
+                "number": 1,
+                "outcome": "succeeded",
                 "task_id": "548e11a1-ef4f-4665-b6b8-5168040057b8",
                 "request_id": "01GBKBCPJ25X3050E81PA07Q78-iad",
                 "duration_ms": 8912,
