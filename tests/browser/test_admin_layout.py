@@ -13,7 +13,7 @@ from tests.factories import ProjectFactory, UserFactory, WorkspaceFactory
 from workspaces.models import ActorKind, WorkspaceEvent
 from workspaces.models import WorkspaceStatus as S
 
-from .test_operator_console import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PASSWORD
+from .console import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PASSWORD, log_in
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
@@ -75,11 +75,7 @@ def test_the_list_and_the_timeline_fit_at_1366_px(live_server, busy_workspace):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/")
-            page.fill("#id_username", operator.email)
-            page.fill("#id_password", PASSWORD)
-            page.click("input[type=submit]")
-            expect(page.locator("#site-name")).to_contain_text("Workspaces operator console")
+            log_in(page, live_server.url, operator.email)
 
             # "View site" leads to the API docs, not to a JSON 404.
             expect(page.locator("#user-tools a", has_text="View site")).to_have_attribute("href", "/docs")

@@ -17,17 +17,7 @@ from workspaces import reconciler
 from workspaces.models import ActorKind, Workspace, WorkspaceEvent
 from workspaces.models import WorkspaceStatus as S
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "s3cret-pass-word"
+from .console import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PASSWORD, log_in
 
 
 def wait_for(predicate, timeout=90.0):
@@ -68,11 +58,7 @@ def test_an_operator_finds_a_broken_workspace_reads_why_and_retries_it(live_serv
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{live_server.url}/admin/login/")
-            page.fill("#id_username", operator.email)
-            page.fill("#id_password", PASSWORD)
-            page.click("input[type=submit]")
-            expect(page.locator("#site-name")).to_contain_text("Workspaces operator console")
+            log_in(page, live_server.url, operator.email)
 
             # Find it by its machine id.
             page.goto(f"{live_server.url}/admin/workspaces/workspace/")
