@@ -220,11 +220,7 @@ class _NamedEnumExtension(OpenApiSerializerFieldExtension):
     def map_serializer_field(self, auto_schema, direction):
         field = self.target
         schema = {"type": "string", "enum": list(field.enum_values), "description": field.enum_description}
-        component = ResolvedComponent(
-            name=field.enum_name, type=ResolvedComponent.SCHEMA, object=field.enum_name, schema=schema
-        )
-        auto_schema.registry.register_on_missing(component)
-        return component.ref
+        return _component_ref(auto_schema, field.enum_name, schema)
 
 
 class OpenString:
@@ -251,11 +247,14 @@ class _OpenStringExtension(OpenApiSerializerFieldExtension):
             "description": field.schema_description,
             "example": field.default_values[0],
         }
-        component = ResolvedComponent(
-            name=field.schema_name, type=ResolvedComponent.SCHEMA, object=field.schema_name, schema=schema
-        )
-        auto_schema.registry.register_on_missing(component)
-        return component.ref
+        return _component_ref(auto_schema, field.schema_name, schema)
+
+
+def _component_ref(auto_schema, name: str, schema: dict) -> dict:
+    """``schema`` registered once as the component ``name``; the reference to it."""
+    component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema)
+    auto_schema.registry.register_on_missing(component)
+    return component.ref
 
 
 class SchemaHints:
